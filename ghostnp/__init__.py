@@ -1,0 +1,28 @@
+"""ghostnp: GhostNet from scratch in NumPy, with hand-written backward passes.
+
+    import ghostnp
+    from ghostnp import functional as F, nn
+    ghostnp.set_backend("numpy")    # or "numba" (default): which kernels run
+"""
+
+from __future__ import annotations
+
+from . import functional, nn
+from .errors import LayerError, LayerStateError, LayerTypeError, LayerValueError, StateDictError
+from .kernels import get_backend, set_backend, use_backend
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "functional",
+    "nn",
+    "get_backend",
+    "set_backend",
+    "use_backend",
+    "LayerError",
+    "LayerValueError",
+    "LayerTypeError",
+    "LayerStateError",
+    "StateDictError",
+]

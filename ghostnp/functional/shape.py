@@ -1,0 +1,154 @@
+"""Argument normalisation, output-size rules, input validation, and the shape ops
+(channel concat, channel slice, residual add) with their backward passes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import LayerTypeError, LayerValueError
+
+__all__ = [
+    "pair",
+    "conv_out_size",
+    "check_float",
+    "check_rank",
+    "check_same_shape",
+    "concat_forward",
+    "concat_backward",
+    "channel_slice_forward",
+    "channel_slice_backward",
+    "add_forward",
+    "add_backward",
+]
+
+
+def pair(v, what: str = "argument", op: str = "op") -> tuple[int, int]:
+    """Turn an int or a 2-sequence of ints into ``(h, w)``; reject anything else."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v), int(v)
+    if isinstance(v, (tuple, list)) and len(v) == 2 and all(
+        isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v
+    ):
+        return int(v[0]), int(v[1])
+    raise LayerTypeError(op, f"{what} must be an int or a pair of ints, got {v!r}")
+
+
+def conv_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    """PyTorch's output-size rule: floor((size + 2p - d(k-1) - 1) / s) + 1."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def check_float(op: str, name: str, a) -> np.ndarray:
+    """Require a floating-point ndarray (float32 or float64)."""
+    if not isinstance(a, np.ndarray):
+        raise LayerTypeError(op, f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype not in (np.float32, np.float64):
+        raise LayerTypeError(op, f"{name} must be float32 or float64, got dtype {a.dtype}")
+    return a
+
+
+def check_rank(op: str, name: str, a: np.ndarray, ndim: int, layout: str = "") -> None:
+    """Require ``a.ndim == ndim``; ``layout`` (e.g. ``"(N, C, H, W)"``) goes in the message."""
+    if a.ndim != ndim:
+        lay = f" {layout}" if layout else ""
+        raise LayerValueError(
+            op, f"expected a {ndim}-D {name}{lay}, got shape {tuple(a.shape)}"
+        )
+
+
+def check_same_dtype(op: str, **arrays) -> None:
+    """Require every non-None array to share one dtype (no silent promotion)."""
+    items = [(k, v) for k, v in arrays.items() if v is not None]
+    dts = {v.dtype for _, v in items}
+    if len(dts) > 1:
+        desc = ", ".join(f"{k} {v.dtype}" for k, v in items)
+        raise LayerTypeError(op, f"all arrays must share one dtype, got {desc}")
+
+
+def check_same_shape(op: str, name: str, a: np.ndarray, shape: tuple) -> None:
+    """Require ``a.shape == shape`` exactly (no broadcasting)."""
+    if tuple(a.shape) != tuple(shape):
+        raise LayerValueError(op, f"expected {name} of shape {tuple(shape)}, got {tuple(a.shape)}")
+
+
+# ----------------------------------------------------------------------------------
+# Channel concat, channel slice, residual add
+# ----------------------------------------------------------------------------------
+
+
+class ConcatCache(NamedTuple):
+    sizes: tuple  # channel count of each input, in order
+
+
+def concat_forward(xs, axis: int = 1):
+    """Concatenate NCHW arrays along channels: list of (N, C_i, H, W) -> (N, sum C_i, H, W)."""
+    op = "concat"
+    if len(xs) == 0:
+        raise LayerValueError(op, "expected at least one array, got none")
+    ref = xs[0]
+    for i, x in enumerate(xs):
+        check_float(op, f"input {i}", x)
+        if x.ndim != ref.ndim or x.dtype != ref.dtype or any(
+            x.shape[d] != ref.shape[d] for d in range(x.ndim) if d != axis
+        ):
+            raise LayerValueError(
+                op,
+                f"input {i} has shape {tuple(x.shape)} ({x.dtype}); every input must match "
+                f"{tuple(ref.shape)} ({ref.dtype}) except along axis {axis}",
+            )
+    y = np.concatenate(xs, axis=axis)
+    return y, ConcatCache(tuple(x.shape[axis] for x in xs))
+
+
+def concat_backward(dy: np.ndarray, cache: ConcatCache, axis: int = 1):
+    """Split the gradient back into the pieces: returns a list of arrays (views of dy copied)."""
+    cuts = np.cumsum(cache.sizes)[:-1]
+    return [np.ascontiguousarray(p) for p in np.split(dy, cuts, axis=axis)]
+
+
+class SliceCache(NamedTuple):
+    in_channels: int
+    start: int
+    stop: int
+
+
+def channel_slice_forward(x: np.ndarray, start: int, stop: int):
+    """Keep channels ``start:stop``: (N, C, H, W) -> (N, stop-start, H, W)."""
+    op = "channel_slice"
+    check_float(op, "x", x)
+    check_rank(op, "input", x, 4, "(N, C, H, W)")
+    if not 0 <= start < stop <= x.shape[1]:
+        raise LayerValueError(
+            op, f"expected 0 <= start < stop <= {x.shape[1]} channels, got {start}:{stop}"
+        )
+    return np.ascontiguousarray(x[:, start:stop]), SliceCache(x.shape[1], start, stop)
+
+
+def channel_slice_backward(dy: np.ndarray, cache: SliceCache) -> np.ndarray:
+    """The dropped channels had no effect on the output, so their gradient is zero."""
+    n, _, h, w = dy.shape
+    dx = np.zeros((n, cache.in_channels, h, w), dtype=dy.dtype)
+    dx[:, cache.start : cache.stop] = dy
+    return dx
+
+
+def add_forward(a: np.ndarray, b: np.ndarray):
+    """Residual add of two arrays of one shape (no broadcasting): returns (a + b, None)."""
+    op = "add"
+    check_float(op, "a", a)
+    check_float(op, "b", b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        raise LayerValueError(
+            op,
+            f"expected two arrays of one shape and dtype, got {tuple(a.shape)} ({a.dtype}) "
+            f"and {tuple(b.shape)} ({b.dtype})",
+        )
+    return a + b, None
+
+
+def add_backward(dy: np.ndarray, cache=None):
+    """Both summands receive the upstream gradient unchanged (copied so nobody aliases dy)."""
+    return dy.copy(), dy.copy()

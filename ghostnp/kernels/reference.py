@@ -1,0 +1,105 @@
+"""Readable NumPy versions of ghostnp's hot loops: the ones to step through.
+
+Every function here has a twin with the same signature in ``numba.py``; both must give
+the same numbers. All inputs are already padded: ``xp`` is (N, C, Hp, Wp) and the
+functions never look outside it. Geometry: kernel (kh, kw), stride (sh, sw), dilation
+(dh, dw), output (ho, wo).
+
+The trick used throughout: for a fixed kernel offset (i, j), the input pixels that meet
+weight w[i, j] over all output positions form one strided slice of ``xp``:
+
+    xp[:, :, i*dh : i*dh + sh*(ho-1) + 1 : sh,  j*dw : j*dw + sw*(wo-1) + 1 : sw]   # (N, C, ho, wo)
+
+so a loop over the kh*kw offsets, each doing whole-array work, replaces six nested loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _window(i, j, sh, sw, dh, dw, ho, wo):
+    """The (row, col) slices of the padded input that kernel offset (i, j) touches."""
+    r0, c0 = i * dh, j * dw
+    return slice(r0, r0 + sh * (ho - 1) + 1, sh), slice(c0, c0 + sw * (wo - 1) + 1, sw)
+
+
+def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
+    """Unfold patches: (N, C, Hp, Wp) -> cols (N, C, kh, kw, ho, wo).
+
+    cols[n, c, i, j, a, b] = xp[n, c, a*sh + i*dh, b*sw + j*dw]
+    """
+    n, c = xp.shape[:2]
+    cols = np.empty((n, c, kh, kw, ho, wo), dtype=xp.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
+            cols[:, :, i, j] = xp[:, :, rows, cs]
+    return cols
+
+
+def col2im(cols, hp, wp, sh, sw, dh, dw):
+    """Fold patches back, summing overlaps: cols (N, C, kh, kw, ho, wo) -> (N, C, Hp, Wp).
+
+    The adjoint of ``im2col``: a pixel that appeared in several patches receives the sum
+    of their gradients, hence ``+=``.
+    """
+    n, c, kh, kw, ho, wo = cols.shape
+    dxp = np.zeros((n, c, hp, wp), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
+            dxp[:, :, rows, cs] += cols[:, :, i, j]
+    return dxp
+
+
+def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
+    """Depthwise conv: xp (N, C, Hp, Wp), w (C*M, kh, kw) -> y (N, C*M, ho, wo).
+
+    Output channel o reads input channel o // M (PyTorch's groups=C ordering).
+    y[n, o, a, b] = sum_{i,j} w[o, i, j] * xp[n, o//M, a*sh + i*dh, b*sw + j*dw]
+    """
+    n, c = xp.shape[:2]
+    o, kh, kw = w.shape
+    m = o // c
+    y = np.zeros((n, c, m, ho, wo), dtype=xp.dtype)
+    wv = w.reshape(c, m, kh, kw)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
+            # (N, C, 1, ho, wo) * (C, M, 1, 1): every multiplier of channel c at once
+            y += xp[:, :, None, rows, cs] * wv[:, :, i, j, None, None]
+    return y.reshape(n, o, ho, wo)
+
+
+def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
+    """Gradient w.r.t. the padded input: dy (N, C*M, ho, wo), w (C*M, kh, kw) -> (N, C, Hp, Wp)."""
+    n, o, ho, wo = dy.shape
+    _, kh, kw = w.shape
+    m = o // c
+    dyv = dy.reshape(n, c, m, ho, wo)
+    wv = w.reshape(c, m, kh, kw)
+    dxp = np.zeros((n, c, hp, wp), dtype=dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
+            # the M output channels made from input channel c all send gradient back to it
+            dxp[:, :, rows, cs] += np.einsum("ncmab,cm->ncab", dyv, wv[:, :, i, j])
+    return dxp
+
+
+def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
+    """Gradient w.r.t. the weight: dy (N, C*M, ho, wo), xp (N, C, Hp, Wp) -> (C*M, kh, kw).
+
+    dw[o, i, j] = sum_{n,a,b} dy[n, o, a, b] * xp[n, o//M, a*sh + i*dh, b*sw + j*dw]
+    """
+    n, o, ho, wo = dy.shape
+    c = xp.shape[1]
+    m = o // c
+    dyv = dy.reshape(n, c, m, ho, wo)
+    dw_ = np.empty((c, m, kh, kw), dtype=dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
+            dw_[:, :, i, j] = np.einsum("ncmab,ncab->cm", dyv, xp[:, :, rows, cs])
+    return dw_.reshape(o, kh, kw)

@@ -1,0 +1,391 @@
+"""Parameter, Module, Sequential and ModuleList: the bookkeeping under every layer.
+
+A Module computes ``y = module(x)`` (which calls ``forward`` and keeps what backward
+needs) and ``dx = module.backward(dy)`` (which adds each parameter's gradient into
+``p.grad`` and returns the gradient for its input). Parameters, buffers and children
+are found by attribute assignment, as in PyTorch, so state-dict keys are the attribute
+paths: ``blocks.3.0.ghost1.primary_conv.0.weight``.
+
+Every module knows its own path inside the model it was put into, and an input error
+raised anywhere below it is reported under the innermost module's path.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import numpy as np
+
+from ..errors import LayerError, LayerStateError, StateDictError
+
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
+
+
+class Parameter:
+    """A trainable array ``data`` and its accumulated gradient ``grad`` (None until backward)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data):
+        self.data = np.array(data, copy=True)
+        self.grad = None
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def accumulate(self, g: np.ndarray) -> None:
+        """Add ``g`` into ``grad``: gradients of a value used several times sum."""
+        if g.shape != self.data.shape:
+            raise ValueError(
+                f"gradient of shape {tuple(g.shape)} for a parameter of shape {self.data.shape}"
+            )
+        if self.grad is None:
+            self.grad = np.array(g, dtype=self.data.dtype, copy=True)
+        else:
+            self.grad += g
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _locating_backward(fn):
+    """Wrap a subclass's backward so its input errors carry the module's path."""
+
+    @functools.wraps(fn)
+    def backward(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except LayerError as e:
+            e.relocate(self.where)
+            raise
+
+    backward._ghostnp_located = True
+    return backward
+
+
+class Module:
+    """Base class of layers and models: holds parameters, buffers and child modules."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_path", "")
+        object.__setattr__(self, "training", True)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        fn = cls.__dict__.get("backward")
+        if fn is not None and not getattr(fn, "_ghostnp_located", False):
+            cls.backward = _locating_backward(fn)
+
+    # -- registration --------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}: call super().__init__() first")
+        params, bufs, mods = self._parameters, self._buffers, self._modules
+        if isinstance(value, Parameter):
+            bufs.pop(name, None)
+            mods.pop(name, None)
+            params[name] = value
+        elif isinstance(value, Module):
+            params.pop(name, None)
+            bufs.pop(name, None)
+            mods[name] = value
+            value._set_path(_join(self._path, name))
+        elif name in bufs:
+            bufs[name] = value
+        elif name in params or name in mods:
+            if value is not None:
+                raise TypeError(
+                    f"{self.where}: cannot replace {name!r} with {type(value).__name__}"
+                )
+            params.pop(name, None)  # e.g. ``self.bias = None``
+            mods.pop(name, None)
+        object.__setattr__(self, name, value)
+
+    def register_buffer(self, name: str, value: np.ndarray) -> None:
+        """Keep a non-trainable array (e.g. BN running stats) in the state dict."""
+        self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def add_module(self, name: str, module: Module) -> None:
+        setattr(self, name, module)
+
+    def _set_path(self, path: str) -> None:
+        object.__setattr__(self, "_path", path)
+        for name, child in self._modules.items():
+            child._set_path(_join(path, name))
+
+    @property
+    def path(self) -> str:
+        """This module's dotted path in the model it belongs to ('' for the root)."""
+        return self._path
+
+    @property
+    def where(self) -> str:
+        """How errors name this module: ``"path (Class)"`` or just the class at the root."""
+        cls = type(self).__name__
+        return f"{self._path} ({cls})" if self._path else cls
+
+    # -- computation ---------------------------------------------------------------
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward")
+
+    def backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__} does not define backward")
+
+    def __call__(self, *args, **kwargs):
+        try:
+            out = self.forward(*args, **kwargs)
+        except LayerError as e:
+            e.relocate(self.where)
+            raise
+        for hook in self._forward_hooks.values():
+            hook(self, args, out)
+        return out
+
+    def register_forward_hook(self, hook):
+        """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
+        key = object()
+        self._forward_hooks[key] = hook
+        hooks = self._forward_hooks
+
+        class _Handle:
+            def remove(self_inner):
+                hooks.pop(key, None)
+
+        return _Handle()
+
+    def _need(self, cache):
+        """Return ``cache`` or raise the error for backward-before-forward."""
+        if cache is None:
+            raise LayerStateError(self.where, "backward called before forward")
+        return cache
+
+    # -- traversal -----------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Yield (path, module) for this module and every descendant, depth first."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(_join(prefix, name))
+
+    def modules(self) -> Iterator[Module]:
+        for _, m in self.named_modules():
+            yield m
+
+    def children(self) -> Iterator[Module]:
+        yield from self._modules.values()
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield (dotted name, Parameter) for every parameter, each object once."""
+        seen = set()
+        for path, m in self.named_modules(prefix):
+            for name, p in m._parameters.items():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield _join(path, name), p
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        for path, m in self.named_modules(prefix):
+            for name, b in m._buffers.items():
+                yield _join(path, name), b
+
+    def num_parameters(self) -> int:
+        """Total number of trainable scalars."""
+        return int(sum(p.size for p in self.parameters()))
+
+    # -- modes and dtype -----------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            object.__setattr__(m, "training", bool(mode))
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def zero_grad(self) -> None:
+        """Forget accumulated gradients (``grad`` becomes None, as PyTorch's default)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def astype(self, dtype) -> Module:
+        """Cast parameters, gradients and floating buffers to ``dtype`` (in place); returns self."""
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"{self.where}: astype expects float32 or float64, got {dtype}")
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            if p.grad is not None:
+                p.grad = p.grad.astype(dtype)
+        for m in self.modules():
+            for name, b in list(m._buffers.items()):
+                if isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating):
+                    setattr(m, name, b.astype(dtype))
+        return self
+
+    # -- state dict ----------------------------------------------------------------
+    def state_dict(self) -> OrderedDict:
+        """name -> copy of each parameter and buffer, keyed by PyTorch-style paths."""
+        sd = OrderedDict()
+        for path, m in self.named_modules():
+            for name, p in m._parameters.items():
+                sd[_join(path, name)] = p.data.copy()
+            for name, b in m._buffers.items():
+                sd[_join(path, name)] = np.array(b, copy=True)
+        return sd
+
+    def _state_slots(self):
+        """name -> (owner module, attribute, is_parameter) for every state-dict entry."""
+        slots = OrderedDict()
+        for path, m in self.named_modules():
+            for name in m._parameters:
+                slots[_join(path, name)] = (m, name, True)
+            for name in m._buffers:
+                slots[_join(path, name)] = (m, name, False)
+        return slots
+
+    def load_state_dict(self, state_dict, strict: bool = True) -> Module:
+        """Copy arrays from ``state_dict`` into the parameters and buffers (cast to their dtype).
+
+        Every problem (missing, unexpected, wrong shape, not numeric) is collected and
+        raised as one StateDictError before anything is changed. ``num_batches_tracked``
+        may be absent (older checkpoints lack it). With ``strict=False`` missing and
+        unexpected keys are ignored, but shapes must still match.
+        """
+        slots = self._state_slots()
+        missing = [
+            k for k in slots if k not in state_dict and not k.endswith("num_batches_tracked")
+        ]
+        unexpected = [k for k in state_dict if k not in slots]
+        bad = []
+        staged = []
+        for k, v in state_dict.items():
+            if k not in slots:
+                continue
+            m, name, _ = slots[k]
+            cur = getattr(m, name)
+            cur_arr = cur.data if isinstance(cur, Parameter) else np.asarray(cur)
+            arr = np.asarray(v)
+            if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+                bad.append(f"{k}: expected a numeric array, got dtype {arr.dtype}")
+            elif arr.shape != cur_arr.shape:
+                bad.append(f"{k}: expected shape {cur_arr.shape}, got {arr.shape}")
+            else:
+                staged.append((m, name, arr.astype(cur_arr.dtype, copy=True)))
+        problems = list(bad)
+        if strict:
+            problems = [f"missing key: {k}" for k in missing] + [
+                f"unexpected key: {k}" for k in unexpected
+            ] + problems
+        if problems:
+            raise StateDictError(
+                f"{self.where}: load_state_dict found {len(problems)} problem(s), nothing was "
+                "loaded:\n  " + "\n  ".join(problems)
+            )
+        for m, name, arr in staged:
+            cur = getattr(m, name)
+            if isinstance(cur, Parameter):
+                cur.data = arr
+            else:
+                setattr(m, name, arr)
+        return self
+
+    # -- printing ------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not self._modules:
+            return head + ")"
+        lines = [head]
+        for name, child in self._modules.items():
+            sub = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {sub}")
+        return "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Children applied in order; backward runs them in reverse. Children are named 0, 1, ..."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                setattr(self, name, m)
+        else:
+            for i, m in enumerate(modules):
+                if not isinstance(m, Module):
+                    raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
+                setattr(self, str(i), m)
+
+    def append(self, module: Module) -> Sequential:
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        items = list(self._modules.values())
+        if isinstance(idx, slice):
+            return Sequential(*items[idx])
+        return items[idx]
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def backward(self, dy):
+        for m in reversed(self._modules.values()):
+            dy = m.backward(dy)
+        return dy
+
+
+class ModuleList(Module):
+    """A list of modules that are registered (named 0, 1, ...) but not chained."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        for m in modules:
+            self.append(m)
+
+    def append(self, module: Module) -> ModuleList:
+        setattr(self, str(len(self._modules)), module)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, idx):
+        return list(self._modules.values())[idx]
