@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import functional, nn
 from .errors import LayerError, LayerStateError, LayerTypeError, LayerValueError, StateDictError
 from .kernels import get_backend, set_backend, use_backend
+from .rng import manual_seed
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "get_backend",
     "set_backend",
     "use_backend",
+    "manual_seed",
     "LayerError",
     "LayerValueError",
     "LayerTypeError",

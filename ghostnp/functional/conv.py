@@ -100,7 +100,8 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         )
     if cg * groups != c:
         raise LayerValueError(
-            op, f"expected {cg * groups} input channels (weight {tuple(w.shape)}, groups={groups}), "
+            op,
+            f"expected {cg * groups} input channels (weight {tuple(w.shape)}, groups={groups}), "
             f"got {c} (input shape {tuple(x.shape)})",
         )
     if b is not None and b.shape != (o,):

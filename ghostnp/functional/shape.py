@@ -29,8 +29,10 @@ def pair(v, what: str = "argument", op: str = "op") -> tuple[int, int]:
     """Turn an int or a 2-sequence of ints into ``(h, w)``; reject anything else."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return int(v), int(v)
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(
-        isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v
+    if (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in v)
     ):
         return int(v[0]), int(v[1])
     raise LayerTypeError(op, f"{what} must be an int or a pair of ints, got {v!r}")
@@ -54,9 +56,7 @@ def check_rank(op: str, name: str, a: np.ndarray, ndim: int, layout: str = "") -
     """Require ``a.ndim == ndim``; ``layout`` (e.g. ``"(N, C, H, W)"``) goes in the message."""
     if a.ndim != ndim:
         lay = f" {layout}" if layout else ""
-        raise LayerValueError(
-            op, f"expected a {ndim}-D {name}{lay}, got shape {tuple(a.shape)}"
-        )
+        raise LayerValueError(op, f"expected a {ndim}-D {name}{lay}, got shape {tuple(a.shape)}")
 
 
 def check_same_dtype(op: str, **arrays) -> None:
@@ -65,7 +65,11 @@ def check_same_dtype(op: str, **arrays) -> None:
     dts = {v.dtype for _, v in items}
     if len(dts) > 1:
         desc = ", ".join(f"{k} {v.dtype}" for k, v in items)
-        raise LayerTypeError(op, f"all arrays must share one dtype, got {desc}")
+        raise LayerTypeError(
+            op,
+            f"all arrays must share one dtype, got {desc} (cast the input, or the module "
+            "with .astype)",
+        )
 
 
 def check_same_shape(op: str, name: str, a: np.ndarray, shape: tuple) -> None:
@@ -91,8 +95,10 @@ def concat_forward(xs, axis: int = 1):
     ref = xs[0]
     for i, x in enumerate(xs):
         check_float(op, f"input {i}", x)
-        if x.ndim != ref.ndim or x.dtype != ref.dtype or any(
-            x.shape[d] != ref.shape[d] for d in range(x.ndim) if d != axis
+        if (
+            x.ndim != ref.ndim
+            or x.dtype != ref.dtype
+            or any(x.shape[d] != ref.shape[d] for d in range(x.ndim) if d != axis)
         ):
             raise LayerValueError(
                 op,

@@ -41,9 +41,7 @@ def get_backend() -> str:
         try:
             _state["name"] = _validate(env)
         except ValueError:
-            raise ValueError(
-                f"GHOSTNP_BACKEND: expected one of {BACKENDS}, got {env!r}"
-            ) from None
+            raise ValueError(f"GHOSTNP_BACKEND: expected one of {BACKENDS}, got {env!r}") from None
     return _state["name"]
 
 

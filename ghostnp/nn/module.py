@@ -297,9 +297,11 @@ class Module:
                 staged.append((m, name, arr.astype(cur_arr.dtype, copy=True)))
         problems = list(bad)
         if strict:
-            problems = [f"missing key: {k}" for k in missing] + [
-                f"unexpected key: {k}" for k in unexpected
-            ] + problems
+            problems = (
+                [f"missing key: {k}" for k in missing]
+                + [f"unexpected key: {k}" for k in unexpected]
+                + problems
+            )
         if problems:
             raise StateDictError(
                 f"{self.where}: load_state_dict found {len(problems)} problem(s), nothing was "

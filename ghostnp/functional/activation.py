@@ -1,0 +1,108 @@
+"""Element-wise activations and their derivatives.
+
+    relu(x)         = max(x, 0)                     relu'         = 1 where x > 0
+    relu6(x)        = min(max(x, 0), 6)             relu6'        = 1 where 0 < x < 6
+    hard_sigmoid(x) = relu6(x + 3) / 6              hard_sigmoid' = 1/6 where -3 < x < 3
+    hard_swish(x)   = x * relu6(x + 3) / 6          hard_swish'   = 0 (x < -3), x/3 + 1/2 (x <= 3), 1
+    sigmoid(x)      = 1 / (1 + exp(-x))             sigmoid'      = y * (1 - y)
+
+At the kinks the derivative takes PyTorch's choice, so that gradients match it exactly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import LayerValueError
+from .shape import check_float
+
+__all__ = [
+    "ActivationCache",
+    "relu_forward",
+    "relu_backward",
+    "relu6_forward",
+    "relu6_backward",
+    "hard_sigmoid_forward",
+    "hard_sigmoid_backward",
+    "hard_swish_forward",
+    "hard_swish_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+]
+
+
+class ActivationCache(NamedTuple):
+    op: str
+    saved: np.ndarray  # the input x, or the output y for sigmoid
+
+
+def _check_dy(op, dy, saved):
+    check_float(op, "dy", dy)
+    if dy.shape != saved.shape:
+        raise LayerValueError(
+            op, f"expected dy of shape {tuple(saved.shape)}, got {tuple(dy.shape)}"
+        )
+
+
+def relu_forward(x):
+    """max(x, 0), any shape -> same shape."""
+    check_float("relu", "x", x)
+    return np.maximum(x, 0), ActivationCache("relu", x)
+
+
+def relu_backward(dy, cache):
+    _check_dy("relu_backward", dy, cache.saved)
+    return dy * (cache.saved > 0)
+
+
+def relu6_forward(x):
+    """min(max(x, 0), 6), any shape -> same shape."""
+    check_float("relu6", "x", x)
+    return np.clip(x, 0, 6), ActivationCache("relu6", x)
+
+
+def relu6_backward(dy, cache):
+    _check_dy("relu6_backward", dy, cache.saved)
+    x = cache.saved
+    return dy * ((x > 0) & (x < 6))
+
+
+def hard_sigmoid_forward(x):
+    """relu6(x + 3) / 6, the gate of GhostNet's squeeze-and-excite; any shape."""
+    check_float("hard_sigmoid", "x", x)
+    return np.clip(x + 3, 0, 6) / 6, ActivationCache("hard_sigmoid", x)
+
+
+def hard_sigmoid_backward(dy, cache):
+    _check_dy("hard_sigmoid_backward", dy, cache.saved)
+    x = cache.saved
+    return dy * ((x > -3) & (x < 3)) / 6
+
+
+def hard_swish_forward(x):
+    """x * relu6(x + 3) / 6; any shape."""
+    check_float("hard_swish", "x", x)
+    return x * np.clip(x + 3, 0, 6) / 6, ActivationCache("hard_swish", x)
+
+
+def hard_swish_backward(dy, cache):
+    _check_dy("hard_swish_backward", dy, cache.saved)
+    x = cache.saved
+    slope = np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)).astype(dy.dtype)
+    return dy * slope
+
+
+def sigmoid_forward(x):
+    """1 / (1 + exp(-x)), computed without overflow for large |x|; any shape."""
+    check_float("sigmoid", "x", x)
+    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+    return y, ActivationCache("sigmoid", y)
+
+
+def sigmoid_backward(dy, cache):
+    _check_dy("sigmoid_backward", dy, cache.saved)
+    y = cache.saved
+    return dy * y * (1 - y)

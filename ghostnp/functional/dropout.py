@@ -1,0 +1,48 @@
+"""Inverted dropout: in training zero each element with probability p and scale the
+survivors by 1/(1-p), so eval needs no rescaling.
+
+    mask = (u >= p) / (1 - p),  u ~ U[0, 1)      y = x * mask      dx = dy * mask
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import LayerValueError
+from .shape import check_float
+
+__all__ = ["DropoutCache", "dropout_forward", "dropout_backward"]
+
+
+class DropoutCache(NamedTuple):
+    mask: np.ndarray | None  # scaled keep-mask like x, None when nothing was dropped
+
+
+def dropout_forward(x, p=0.5, training=True, rng=None):
+    """Apply dropout to x (any shape) -> (y, cache). ``rng``: a numpy Generator or a seed."""
+    op = "dropout"
+    check_float(op, "x", x)
+    if not 0.0 <= p <= 1.0:
+        raise LayerValueError(op, f"p must lie in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x.copy(), DropoutCache(None)
+    if p == 1.0:
+        mask = np.zeros_like(x)
+    else:
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        mask = (gen.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1.0 - p)
+    return x * mask, DropoutCache(mask)
+
+
+def dropout_backward(dy, cache: DropoutCache):
+    """dy (like x) -> dx: the same mask as the forward."""
+    check_float("dropout_backward", "dy", dy)
+    if cache.mask is None:
+        return dy.copy()
+    if dy.shape != cache.mask.shape:
+        raise LayerValueError(
+            "dropout_backward", f"expected dy of shape {cache.mask.shape}, got {tuple(dy.shape)}"
+        )
+    return dy * cache.mask

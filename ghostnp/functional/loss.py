@@ -1,0 +1,74 @@
+"""Softmax cross-entropy with mean reduction and optional label smoothing.
+
+For logits z (N, K) and integer targets t (N,), with smoothing eps the target
+distribution is q = (1 - eps) * onehot(t) + eps / K (PyTorch's definition), and
+
+    log p = z - logsumexp(z)            (shifted by max z first: no overflow)
+    loss  = -(1/N) * sum_n sum_k q[n, k] * log p[n, k]
+    dz    = (softmax(z) - q) / N        (times the upstream scalar)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import LayerTypeError, LayerValueError
+from .shape import check_float, check_rank
+
+__all__ = [
+    "CrossEntropyCache",
+    "log_softmax",
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_backward",
+]
+
+
+class CrossEntropyCache(NamedTuple):
+    probs: np.ndarray  # (N, K) softmax of the logits
+    q: np.ndarray  # (N, K) target distribution
+
+
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of (N, K), stable for large logits."""
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax_cross_entropy_forward(logits, target, label_smoothing=0.0):
+    """Mean cross-entropy of logits (N, K) against class indices (N,) -> (loss float, cache)."""
+    op = "cross_entropy"
+    check_float(op, "logits", logits)
+    check_rank(op, "logits", logits, 2, "(N, num_classes)")
+    target = np.asarray(target)
+    if not np.issubdtype(target.dtype, np.integer):
+        raise LayerTypeError(
+            op, f"target must hold integer class indices, got dtype {target.dtype}"
+        )
+    n, k = logits.shape
+    if target.shape != (n,):
+        raise LayerValueError(
+            op,
+            f"expected target of shape ({n},) for logits {tuple(logits.shape)}, got "
+            f"{tuple(target.shape)}",
+        )
+    if n and (target.min() < 0 or target.max() >= k):
+        raise LayerValueError(
+            op,
+            f"target classes must lie in [0, {k}), got values from {target.min()} to "
+            f"{target.max()}",
+        )
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise LayerValueError(op, f"label_smoothing must lie in [0, 1], got {label_smoothing}")
+    logp = log_softmax(logits)
+    q = np.full((n, k), label_smoothing / k, dtype=logits.dtype)
+    q[np.arange(n), target] += 1.0 - label_smoothing
+    loss = float(-(q * logp).sum() / n)
+    return loss, CrossEntropyCache(np.exp(logp), q)
+
+
+def softmax_cross_entropy_backward(dloss=1.0, cache: CrossEntropyCache = None):
+    """Gradient of the mean loss w.r.t. the logits, scaled by the upstream scalar: (N, K)."""
+    n = cache.probs.shape[0]
+    return (cache.probs - cache.q) * (float(dloss) / n)

@@ -1,0 +1,265 @@
+"""Numerical gradient checking: is a hand-written backward pass the derivative of its forward?
+
+Central differences. For a scalar function L of an array x, each partial derivative is
+estimated by nudging one element both ways:
+
+    dL/dx[i] ~= (L(x + eps*e_i) - L(x - eps*e_i)) / (2*eps)
+
+The truncation error is O(eps^2) (the even terms of the Taylor series cancel), against
+O(eps) for a one-sided difference, so eps = 1e-6 leaves ~1e-12 of truncation and the
+result is limited by rounding: about (machine epsilon * |L|) / eps.
+
+Why float64. With float64 (machine epsilon 2.2e-16) and eps = 1e-6, rounding costs
+~1e-10 relative, so a correct backward pass of a smooth op shows a relative error of
+1e-11 .. 1e-9, and anything above 1e-7 is a bug. In float32 (machine epsilon 1.2e-7)
+the same formula loses nearly every digit to rounding (~1e-1 relative for eps = 1e-6,
+no better than ~1e-4 at any eps), which cannot tell a bug from noise; the checks therefore
+refuse float32 arrays.
+
+Why a random upstream gradient. A layer with output y (any shape) is checked through the
+scalar L = sum(y * g) with g drawn at random, so that dL/dy = g and the backward pass
+is run exactly as in training: ``grads = backward(g, cache)``. With g = ones, errors that
+cancel in the sum go unseen: a backward that swaps two output channels, flips a kernel,
+or mixes up which output pixel a gradient came from still gives the right answer for a
+constant g. A random g makes every output element count with its own weight.
+
+Kinks. ReLU, ReLU6, max-pool and friends are not differentiable at their kinks; keep
+inputs away from them (for example |x| > 10*eps) or the two sides of the difference
+straddle the kink and the check reports a spurious error.
+
+How errors are measured: see ``rel_error``. A report has one row per checked array:
+
+    report = check_function(conv2d_forward, conv2d_backward, x, w, b, stride=2)
+    print(report)        # table: name, shape, max relative error, max abs error, PASS/FAIL
+    report.assert_ok()   # AssertionError with the table if any row exceeds tol
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "GradcheckRow",
+    "GradcheckReport",
+    "numerical_gradient",
+    "rel_error",
+    "check_function",
+    "check_module",
+]
+
+
+@dataclass(frozen=True)
+class GradcheckRow:
+    """One checked array: its name, shape, errors (see ``rel_error``) and verdict."""
+
+    name: str
+    shape: tuple
+    rel_error: float
+    abs_error: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GradcheckReport:
+    """The rows of a gradient check and the tolerance they were held to."""
+
+    rows: tuple
+    tol: float
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.rows)
+
+    @property
+    def max_error(self) -> float:
+        """The largest relative error over all rows (NaN if any row is NaN, 0.0 if none)."""
+        return float(np.max([r.rel_error for r in self.rows])) if self.rows else 0.0
+
+    def __str__(self) -> str:
+        table = [("name", "shape", "rel error", "abs error", "result")] + [
+            (
+                r.name,
+                str(r.shape),
+                f"{r.rel_error:.3e}",
+                f"{r.abs_error:.3e}",
+                "PASS" if r.passed else "FAIL",
+            )
+            for r in self.rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(5)]
+        verdict = "PASS" if self.passed else "FAIL"
+        lines = [f"gradient check, tolerance {self.tol:.1e} on max relative error: {verdict}"]
+        for row in table:
+            lines.append("  ".join(c.ljust(wd) for c, wd in zip(row, widths, strict=True)).rstrip())
+        return "\n".join(lines)
+
+    def assert_ok(self) -> None:
+        """Raise AssertionError carrying the table if any row failed."""
+        if not self.passed:
+            raise AssertionError("gradient check failed\n" + str(self))
+
+
+def _require_float64(what: str, a) -> None:
+    if not isinstance(a, np.ndarray) or a.dtype != np.float64:
+        got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+        raise TypeError(
+            f"gradcheck: {what} must be a float64 ndarray, got {got}; central differences "
+            "in float32 lose most digits to rounding (cast with .astype(np.float64))"
+        )
+
+
+def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """dL/dx by central differences, where L = f() is a scalar that reads x.
+
+    x (any shape, float64) is perturbed in place one element at a time and each element is
+    restored to its exact original value, even if f raises. Returns an array shaped like x.
+    Costs 2 * x.size calls of f.
+    """
+    _require_float64("x", x)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        old = x[idx]
+        try:
+            x[idx] = old + eps
+            up = float(f())
+            x[idx] = old - eps
+            down = float(f())
+        finally:
+            x[idx] = old
+        grad[idx] = (up - down) / (2.0 * eps)
+    return grad
+
+
+def rel_error(a, b) -> float:
+    """Symmetric, scale-free error: max|a - b| / max(max|a|, max|b|), 0.0 if both are zero.
+
+    The difference is measured against the largest magnitude found in either array rather
+    than element by element, so entries whose true gradient is ~0 (where finite-difference
+    noise of ~1e-10 would make an element-wise ratio explode) do not cause false alarms,
+    while a wrong scale, sign or missing term anywhere still shows. Arrays of different
+    shapes raise ValueError; empty arrays have error 0.0.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"rel_error: shapes differ, {a.shape} vs {b.shape}")
+    if a.size == 0:
+        return 0.0
+    scale = max(np.max(np.abs(a)), np.max(np.abs(b)), 1e-300)
+    return float(np.max(np.abs(a - b)) / scale)
+
+
+def _row(name: str, analytic, numeric: np.ndarray, tol: float) -> GradcheckRow:
+    if analytic is None:  # "no gradient" claims that L does not depend on this array
+        analytic = np.zeros_like(numeric)
+    analytic = np.asarray(analytic)
+    if analytic.shape != numeric.shape:
+        raise ValueError(
+            f"gradcheck: the gradient for {name} has shape {analytic.shape}, "
+            f"expected {numeric.shape}"
+        )
+    rel = rel_error(analytic, numeric)
+    ab = float(np.max(np.abs(analytic - numeric))) if numeric.size else 0.0
+    return GradcheckRow(name, tuple(numeric.shape), rel, ab, bool(rel <= tol))
+
+
+def _upstream(shape, seed: int) -> np.ndarray:
+    return np.asarray(np.random.default_rng(seed).standard_normal(shape), dtype=np.float64)
+
+
+def check_function(fwd, bwd, *inputs, eps=1e-6, tol=1e-7, seed=0, wrt=None, **kwargs):
+    """Check ``bwd`` against central differences of ``fwd``.
+
+    ``y, cache = fwd(*inputs, **kwargs)``; ``grads = bwd(g, cache)`` is a tuple aligned with
+    ``inputs`` (extra trailing entries must be None; None also stands for "no gradient",
+    e.g. a missing bias). L = sum(y * g) with g ~ N(0, 1) of y's shape, seeded by ``seed``.
+    Checked: every float ndarray input, or only the indexes in ``wrt``; rows are named
+    "input 0", "input 1", ... The caller's arrays are not touched (the check works on
+    copies). Raises TypeError if a float input is not float64, and AssertionError if fwd
+    changes an input or bwd changes g in place. Returns a GradcheckReport.
+    """
+    floats = [
+        i
+        for i, a in enumerate(inputs)
+        if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.floating)
+    ]
+    wrt = floats if wrt is None else list(wrt)
+    for i in floats + wrt:
+        _require_float64(f"input {i}", inputs[i])
+    xs = [a.copy() if isinstance(a, np.ndarray) else a for a in inputs]
+
+    y, cache = fwd(*xs, **kwargs)
+    for i, (a, orig) in enumerate(zip(xs, inputs, strict=True)):
+        if isinstance(a, np.ndarray) and not np.array_equal(a, orig, equal_nan=True):
+            raise AssertionError(f"gradcheck: the forward pass changed input {i} in place")
+    g = _upstream(np.shape(y), seed)
+    g_before = g.copy()
+    grads = bwd(g, cache)
+    if not np.array_equal(g, g_before):
+        raise AssertionError("gradcheck: the backward pass changed its upstream gradient in place")
+    grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+    if len(grads) < len(xs) or any(extra is not None for extra in grads[len(xs) :]):
+        raise ValueError(
+            f"gradcheck: backward returned {len(grads)} gradients for {len(xs)} inputs"
+        )
+
+    def loss() -> float:
+        return float(np.sum(np.asarray(fwd(*xs, **kwargs)[0]) * g))
+
+    rows = [_row(f"input {i}", grads[i], numerical_gradient(loss, xs[i], eps), tol) for i in wrt]
+    return GradcheckReport(tuple(rows), tol)
+
+
+def check_module(module, x: np.ndarray, eps=1e-6, tol=1e-7, seed=0):
+    """Check ``module.backward`` against central differences of ``module(x)``.
+
+    x (any shape the module takes) and every parameter must be float64. L = sum(y * g) with
+    y = module(x) and g ~ N(0, 1) seeded by ``seed``. Rows: "x", then each parameter under
+    its ``named_parameters`` name ("weight", "0.bias", ...). Buffers that a forward pass
+    updates (BatchNorm's running statistics in train mode) are restored after every
+    evaluation, so the module ends as it started, except that ``p.grad`` holds the analytic
+    gradient and the module's cache belongs to a forward pass on x. The module must be
+    deterministic (put Dropout in eval mode). Returns a GradcheckReport.
+    """
+    _require_float64("x", x)
+    params = list(module.named_parameters())
+    for name, p in params:
+        _require_float64(f"parameter {name!r}", p.data)
+    pnames = {name for name, _ in params}
+    buffers = {k: v for k, v in module.state_dict().items() if k not in pnames}
+    snapshot = {name: p.data.copy() for name, p in params}
+    x = x.copy()
+    x_orig = x.copy()
+
+    def restore_buffers() -> None:
+        module.load_state_dict(buffers, strict=False)
+
+    y = module(x)
+    restore_buffers()
+    if not np.array_equal(x, x_orig, equal_nan=True):
+        raise AssertionError("gradcheck: the module's forward pass changed x in place")
+    g = _upstream(np.shape(y), seed)
+    g_before = g.copy()
+    module.zero_grad()
+    dx = module.backward(g)
+    if not np.array_equal(g, g_before):
+        raise AssertionError("gradcheck: the module's backward changed its upstream gradient")
+    analytic = {name: None if p.grad is None else p.grad.copy() for name, p in params}
+
+    def loss() -> float:
+        try:
+            return float(np.sum(module(x) * g))
+        finally:
+            restore_buffers()
+
+    rows = [_row("x", dx, numerical_gradient(loss, x, eps), tol)]
+    for name, p in params:  # p.data is perturbed in place and restored exactly
+        rows.append(_row(name, analytic[name], numerical_gradient(loss, p.data, eps), tol))
+
+    module(x)  # leave a cache that matches x and the unperturbed parameters
+    restore_buffers()
+    for name, p in params:
+        assert np.array_equal(p.data, snapshot[name]), f"gradcheck: {name} was not restored"
+        p.grad = analytic[name]
+    return GradcheckReport(tuple(rows), tol)
