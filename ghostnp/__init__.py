@@ -1,13 +1,13 @@
 """ghostnp: GhostNet from scratch in NumPy, with hand-written backward passes.
 
-    import ghostnp
-    from ghostnp import functional as F, nn
-    ghostnp.set_backend("numpy")    # or "numba" (default): which kernels run
+import ghostnp
+from ghostnp import functional as F, nn
+ghostnp.set_backend("numpy")    # or "numba" (default): which kernels run
 """
 
 from __future__ import annotations
 
-from . import functional, nn
+from . import functional, models, nn
 from .errors import LayerError, LayerStateError, LayerTypeError, LayerValueError, StateDictError
 from .kernels import get_backend, set_backend, use_backend
 from .rng import manual_seed
@@ -18,6 +18,7 @@ __all__ = [
     "__version__",
     "functional",
     "nn",
+    "models",
     "get_backend",
     "set_backend",
     "use_backend",

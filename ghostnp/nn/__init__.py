@@ -1,5 +1,14 @@
 """Stateful modules over the functional pairs, shaped like ``torch.nn``."""
 
+from .ghost import (
+    ConvBnAct,
+    DFCAttention,
+    GhostBottleneck,
+    GhostModule,
+    GhostModuleV2,
+    SqueezeExcite,
+    make_divisible,
+)
 from .layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -19,6 +28,7 @@ from .layers import (
     Upsample,
 )
 from .module import Module, ModuleList, Parameter, Sequential
+from .record import ghost_paths, record
 
 __all__ = [
     "Module",
@@ -41,4 +51,13 @@ __all__ = [
     "Flatten",
     "Identity",
     "CrossEntropyLoss",
+    "GhostModule",
+    "GhostModuleV2",
+    "DFCAttention",
+    "SqueezeExcite",
+    "GhostBottleneck",
+    "ConvBnAct",
+    "make_divisible",
+    "record",
+    "ghost_paths",
 ]

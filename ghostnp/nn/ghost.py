@@ -1,0 +1,289 @@
+"""The Ghost family of blocks: GhostModule (V1), DFCAttention and GhostModuleV2,
+SqueezeExcite and GhostBottleneck, each with its backward pass written out.
+
+Ghost module (Han et al., CVPR 2020). An ordinary conv makes ``oup`` maps from ``inp``
+maps. The Ghost module makes only m = ceil(oup / ratio) "intrinsic" maps with an
+ordinary (primary) conv, then m * (ratio - 1) "ghost" maps from those with a cheap
+depthwise conv, concatenates [intrinsic, ghost] and keeps the first ``oup`` channels:
+
+    x1  = primary_conv(x)              # (N, m, H', W')        conv k x k -> BN -> ReLU?
+    x2  = cheap_operation(x1)          # (N, m*(ratio-1), H', W')  depthwise d x d -> BN -> ReLU?
+    y   = concat(x1, x2)[:, :oup]      # (N, oup, H', W')
+
+Backward: the slice pads the gradient with zeros for the dropped channels; the concat
+splits it; x1 is used twice (it is in the output *and* feeds the cheap op), so its
+gradient is the sum of both paths:
+
+    dx1 = dcat[:, :m] + cheap_operation.backward(dcat[:, m:])
+    dx  = primary_conv.backward(dx1)
+
+This is not "make a few maps at low resolution, upsample them and add them to the
+others": V1 works at full resolution and concatenates. The closest real design is
+GhostNetV2's DFC attention, which *multiplies* the output by an upsampled gate.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import functional as F
+from ..errors import LayerValueError
+from .layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Hardsigmoid, ReLU
+from .module import Module, Sequential
+
+__all__ = [
+    "make_divisible",
+    "GhostModule",
+    "DFCAttention",
+    "GhostModuleV2",
+    "SqueezeExcite",
+    "GhostBottleneck",
+    "ConvBnAct",
+]
+
+
+def make_divisible(v: float, divisor: int = 4, min_value: int | None = None) -> int:
+    """Round ``v`` to the nearest multiple of ``divisor`` (at least ``min_value``), adding one
+    more ``divisor`` if rounding lost more than 10% of ``v`` (the reference code's rule)."""
+    min_value = divisor if min_value is None else min_value
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def _multiply_backward(dy, a, b):
+    """y = a * b (same shapes or b broadcast over H, W): returns (da, db) with db summed
+    over the axes where b was broadcast."""
+    da = dy * b
+    db = dy * a
+    for axis, size in enumerate(b.shape):
+        if size == 1 and db.shape[axis] != 1:
+            db = db.sum(axis=axis, keepdims=True)
+    return da, db
+
+
+class GhostModule(Module):
+    """Ghost module: (N, inp, H, W) -> (N, oup, H/stride, W/stride).
+
+    Members (PyTorch names): ``primary_conv`` = Sequential(Conv2d k x k, BN, ReLU or
+    nothing) and ``cheap_operation`` = Sequential(depthwise Conv2d d x d with channel
+    multiplier ratio-1, BN, ReLU or nothing).
+    """
+
+    def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
+        super().__init__()
+        if not isinstance(ratio, int) or ratio < 2:
+            raise ValueError(f"GhostModule: ratio must be an int >= 2, got {ratio!r}")
+        self.inp, self.oup, self.ratio = inp, oup, ratio
+        self.init_channels = math.ceil(oup / ratio)  # intrinsic maps m
+        self.new_channels = self.init_channels * (ratio - 1)  # ghost maps
+        m = self.init_channels
+        self.primary_conv = Sequential(
+            Conv2d(inp, m, kernel_size, stride, kernel_size // 2, bias=False),
+            BatchNorm2d(m),
+            ReLU() if relu else Sequential(),
+        )
+        self.cheap_operation = Sequential(
+            Conv2d(m, self.new_channels, dw_size, 1, dw_size // 2, groups=m, bias=False),
+            BatchNorm2d(self.new_channels),
+            ReLU() if relu else Sequential(),
+        )
+        self._caches = None
+
+    def ghost_forward(self, x):
+        """The V1 computation; returns (y, x1, x2) so that callers can show both halves."""
+        x1 = self.primary_conv(x)  # intrinsic (N, m, H', W')
+        x2 = self.cheap_operation(x1)  # ghost     (N, m*(ratio-1), H', W')
+        cat, cat_cache = F.concat_forward([x1, x2])  # (N, m*ratio, H', W')
+        y, slice_cache = F.channel_slice_forward(cat, 0, self.oup)  # (N, oup, H', W')
+        self._caches = (cat_cache, slice_cache)
+        return y, x1, x2
+
+    def forward(self, x):
+        return self.ghost_forward(x)[0]
+
+    def backward(self, dy):
+        cat_cache, slice_cache = self._need(self._caches)
+        dcat = F.channel_slice_backward(dy, slice_cache)  # zeros for dropped channels
+        dx1, dx2 = F.concat_backward(dcat, cat_cache)
+        dx1 = dx1 + self.cheap_operation.backward(dx2)  # x1 fans out: gradients add
+        return self.primary_conv.backward(dx1)
+
+    def extra_repr(self):
+        return f"inp={self.inp}, oup={self.oup}, ratio={self.ratio}"
+
+
+class DFCAttention(Sequential):
+    """GhostNetV2's decoupled fully connected attention, the gate of a GhostModuleV2.
+
+    From the module input x (N, inp, H, W):
+
+        a = avg_pool 2x2 stride 2 (x)                          # (N, inp, H/2, W/2)
+        a = BN(conv kxk stride s (a)) -> BN(dw 1x5 (a)) -> BN(dw 5x1 (a))   # members 0..5
+        g = upsample_nearest(sigmoid(a), size of the Ghost output)          # (N, oup, H', W')
+
+    The 1x5 and 5x1 depthwise convs mix information along rows and along columns: a
+    cheap stand-in for a fully connected layer over the whole map. ``forward(x, size)``
+    returns the gate g; ``backward(dg)`` returns dx.
+    """
+
+    def __init__(self, inp, oup, kernel_size=1, stride=1):
+        super().__init__(
+            Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
+            BatchNorm2d(oup),
+            Conv2d(oup, oup, (1, 5), 1, (0, 2), groups=oup, bias=False),
+            BatchNorm2d(oup),
+            Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
+            BatchNorm2d(oup),
+        )
+        self._caches = None
+
+    def forward(self, x, size=None):
+        pooled, pool_cache = F.avg_pool2d_forward(x, 2, 2)
+        a = super().forward(pooled)
+        s, sig_cache = F.sigmoid_forward(a)
+        size = a.shape[2:] if size is None else size
+        g, up_cache = F.upsample_nearest2d_forward(s, size=tuple(size))
+        self._caches = (pool_cache, sig_cache, up_cache)
+        return g
+
+    def backward(self, dg):
+        pool_cache, sig_cache, up_cache = self._need(self._caches)
+        ds = F.upsample_nearest2d_backward(dg, up_cache)
+        da = F.sigmoid_backward(ds, sig_cache)
+        dpooled = super().backward(da)
+        return F.avg_pool2d_backward(dpooled, pool_cache)
+
+
+class GhostModuleV2(GhostModule):
+    """Ghost module whose output is gated by DFC attention (GhostNetV2, ``mode="attn"``).
+
+        y = ghost(x) * upsample(sigmoid(short_conv(avg_pool(x))))
+
+    x feeds both the Ghost path and the attention branch, so dx is the sum of both.
+    """
+
+    def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
+        super().__init__(inp, oup, kernel_size, ratio, dw_size, stride, relu)
+        self.short_conv = DFCAttention(inp, oup, kernel_size, stride)
+        self._gate = None
+
+    def forward(self, x):
+        y, _, _ = self.ghost_forward(x)
+        g = self.short_conv(x, size=y.shape[2:])
+        self._gate = (y, g)
+        return y * g
+
+    def attention_map(self):
+        """The last gate g (N, oup, H', W') in [0, 1], for visualisation."""
+        return None if self._gate is None else self._gate[1]
+
+    def backward(self, dy):
+        y, g = self._need(self._gate)
+        dghost, dg = _multiply_backward(dy, y, g)
+        return super().backward(dghost) + self.short_conv.backward(dg)
+
+
+class SqueezeExcite(Module):
+    """Channel attention: y = x * hard_sigmoid(expand(relu(reduce(mean_hw(x))))).
+
+    x (N, C, H, W) -> y (N, C, H, W); reduce is a 1x1 conv with bias to
+    make_divisible(C * se_ratio, 4) channels and expand brings it back to C.
+    """
+
+    def __init__(self, in_chs, se_ratio=0.25, divisor=4):
+        super().__init__()
+        reduced = make_divisible(in_chs * se_ratio, divisor)
+        self.avg_pool = AdaptiveAvgPool2d(1)
+        self.conv_reduce = Conv2d(in_chs, reduced, 1, bias=True)
+        self.act1 = ReLU()
+        self.conv_expand = Conv2d(reduced, in_chs, 1, bias=True)
+        self.gate = Hardsigmoid()
+        self._saved = None
+
+    def forward(self, x):
+        s = self.avg_pool(x)  # (N, C, 1, 1)
+        s = self.conv_expand(self.act1(self.conv_reduce(s)))
+        g = self.gate(s)  # (N, C, 1, 1) in [0, 1]
+        self._saved = (x, g)
+        return x * g
+
+    def backward(self, dy):
+        x, g = self._need(self._saved)
+        dx, dg = _multiply_backward(dy, x, g)  # dg summed over H, W: (N, C, 1, 1)
+        ds = self.conv_reduce.backward(
+            self.act1.backward(self.conv_expand.backward(self.gate.backward(dg)))
+        )
+        return dx + self.avg_pool.backward(ds)  # x is used twice: gradients add
+
+
+class ConvBnAct(Sequential):
+    """conv (no bias) -> BN -> ReLU, with the reference's member names conv, bn1, act1."""
+
+    def __init__(self, in_chs, out_chs, kernel_size, stride=1):
+        super().__init__()
+        self.conv = Conv2d(in_chs, out_chs, kernel_size, stride, kernel_size // 2, bias=False)
+        self.bn1 = BatchNorm2d(out_chs)
+        self.act1 = ReLU()
+
+
+class GhostBottleneck(Module):
+    """GhostNet's inverted residual: (N, in_chs, H, W) -> (N, out_chs, H/stride, W/stride).
+
+        main  = ghost2(se?(bn_dw(conv_dw(ghost1(x)))?))      conv_dw only when stride > 1
+        y     = main + shortcut(x)                              no ReLU after the sum
+
+    The shortcut is the identity when in_chs == out_chs and stride == 1, otherwise
+    depthwise k x k (stride) -> BN -> 1x1 conv -> BN. With ``attention=True`` ghost1 is
+    a GhostModuleV2 (GhostNetV2's blocks after the first two).
+    """
+
+    def __init__(
+        self, in_chs, mid_chs, out_chs, dw_kernel_size=3, stride=1, se_ratio=0.0, attention=False
+    ):
+        super().__init__()
+        self.stride = stride
+        g1 = GhostModuleV2 if attention else GhostModule
+        self.ghost1 = g1(in_chs, mid_chs, relu=True)
+        pad = (dw_kernel_size - 1) // 2
+        if stride > 1:
+            self.conv_dw = Conv2d(
+                mid_chs, mid_chs, dw_kernel_size, stride, pad, groups=mid_chs, bias=False
+            )
+            self.bn_dw = BatchNorm2d(mid_chs)
+        else:
+            self.conv_dw = self.bn_dw = None
+        self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio and se_ratio > 0 else None
+        self.ghost2 = GhostModule(mid_chs, out_chs, relu=False)
+        if in_chs == out_chs and stride == 1:
+            self.shortcut = Sequential()
+        else:
+            self.shortcut = Sequential(
+                Conv2d(in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False),
+                BatchNorm2d(in_chs),
+                Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+                BatchNorm2d(out_chs),
+            )
+
+    def _main(self):
+        return [
+            m
+            for m in (self.ghost1, self.conv_dw, self.bn_dw, self.se, self.ghost2)
+            if m is not None
+        ]
+
+    def forward(self, x):
+        h = x
+        for m in self._main():
+            h = m(h)
+        s = self.shortcut(x)
+        if s.shape != h.shape:  # cannot happen for valid configs; guards hand-made ones
+            raise LayerValueError(self.where, f"main path gives {h.shape}, shortcut {s.shape}")
+        return h + s
+
+    def backward(self, dy):
+        dh = dy
+        for m in reversed(self._main()):
+            dh = m.backward(dh)
+        return dh + self.shortcut.backward(dy)  # x feeds both paths: gradients add
