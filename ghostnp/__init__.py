@@ -7,7 +7,7 @@ ghostnp.set_backend("numpy")    # or "numba" (default): which kernels run
 
 from __future__ import annotations
 
-from . import functional, models, nn
+from . import data, functional, models, nn, optim
 from .errors import LayerError, LayerStateError, LayerTypeError, LayerValueError, StateDictError
 from .kernels import get_backend, set_backend, use_backend
 from .rng import manual_seed
@@ -19,6 +19,8 @@ __all__ = [
     "functional",
     "nn",
     "models",
+    "data",
+    "optim",
     "get_backend",
     "set_backend",
     "use_backend",

@@ -112,7 +112,7 @@ def concat_forward(xs, axis: int = 1):
 def concat_backward(dy: np.ndarray, cache: ConcatCache, axis: int = 1):
     """Split the gradient back into the pieces: returns a list of arrays (views of dy copied)."""
     cuts = np.cumsum(cache.sizes)[:-1]
-    return [np.ascontiguousarray(p) for p in np.split(dy, cuts, axis=axis)]
+    return [p.copy() for p in np.split(dy, cuts, axis=axis)]
 
 
 class SliceCache(NamedTuple):
@@ -130,7 +130,7 @@ def channel_slice_forward(x: np.ndarray, start: int, stop: int):
         raise LayerValueError(
             op, f"expected 0 <= start < stop <= {x.shape[1]} channels, got {start}:{stop}"
         )
-    return np.ascontiguousarray(x[:, start:stop]), SliceCache(x.shape[1], start, stop)
+    return x[:, start:stop].copy(), SliceCache(x.shape[1], start, stop)
 
 
 def channel_slice_backward(dy: np.ndarray, cache: SliceCache) -> np.ndarray:
