@@ -3,7 +3,7 @@
     relu(x)         = max(x, 0)                     relu'         = 1 where x > 0
     relu6(x)        = min(max(x, 0), 6)             relu6'        = 1 where 0 < x < 6
     hard_sigmoid(x) = relu6(x + 3) / 6              hard_sigmoid' = 1/6 where -3 < x < 3
-    hard_swish(x)   = x * relu6(x + 3) / 6          hard_swish'   = 0 (x < -3), x/3 + 1/2 (x <= 3), 1
+    hard_swish(x)   = x * relu6(x + 3) / 6          hard_swish'   = 0 (x <= -3), x/3 + 1/2 (x < 3), 1
     sigmoid(x)      = 1 / (1 + exp(-x))             sigmoid'      = y * (1 - y)
 
 At the kinks the derivative takes PyTorch's choice, so that gradients match it exactly.
@@ -90,7 +90,7 @@ def hard_swish_forward(x):
 def hard_swish_backward(dy, cache):
     _check_dy("hard_swish_backward", dy, cache.saved)
     x = cache.saved
-    slope = np.where(x < -3, 0.0, np.where(x <= 3, x / 3 + 0.5, 1.0)).astype(dy.dtype)
+    slope = np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0)).astype(dy.dtype)
     return dy * slope
 
 

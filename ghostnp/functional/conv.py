@@ -136,6 +136,7 @@ def conv2d_backward(dy, cache: Conv2dCache):
     o, cg, kh, kw = w.shape
     ho, wo = cache.out_hw
     check_float(op, "dy", dy)
+    check_same_dtype(op, dy=dy, weight=w)
     if dy.shape != (n, o, ho, wo):
         raise LayerValueError(op, f"expected dy of shape {(n, o, ho, wo)}, got {tuple(dy.shape)}")
     g = cache.groups

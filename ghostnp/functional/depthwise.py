@@ -84,6 +84,7 @@ def depthwise_conv2d_backward(dy, cache: DepthwiseCache):
     o, _, kh, kw = cache.w.shape
     ho, wo = cache.out_hw
     check_float(op, "dy", dy)
+    check_same_dtype(op, dy=dy, weight=cache.w)
     if dy.shape != (n, o, ho, wo):
         raise LayerValueError(op, f"expected dy of shape {(n, o, ho, wo)}, got {tuple(dy.shape)}")
     (sh, sw), (ph, pw), (dh, dw_) = cache.stride, cache.padding, cache.dilation

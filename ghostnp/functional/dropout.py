@@ -18,6 +18,7 @@ __all__ = ["DropoutCache", "dropout_forward", "dropout_backward"]
 
 class DropoutCache(NamedTuple):
     mask: np.ndarray | None  # scaled keep-mask like x, None when nothing was dropped
+    shape: tuple  # x.shape, which dy must have
 
 
 def dropout_forward(x, p=0.5, training=True, rng=None):
@@ -27,22 +28,22 @@ def dropout_forward(x, p=0.5, training=True, rng=None):
     if not 0.0 <= p <= 1.0:
         raise LayerValueError(op, f"p must lie in [0, 1], got {p}")
     if not training or p == 0.0:
-        return x.copy(), DropoutCache(None)
+        return x.copy(), DropoutCache(None, x.shape)
     if p == 1.0:
         mask = np.zeros_like(x)
     else:
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         mask = (gen.random(x.shape) >= p).astype(x.dtype) / x.dtype.type(1.0 - p)
-    return x * mask, DropoutCache(mask)
+    return x * mask, DropoutCache(mask, x.shape)
 
 
 def dropout_backward(dy, cache: DropoutCache):
     """dy (like x) -> dx: the same mask as the forward."""
     check_float("dropout_backward", "dy", dy)
+    if dy.shape != cache.shape:
+        raise LayerValueError(
+            "dropout_backward", f"expected dy of shape {cache.shape}, got {tuple(dy.shape)}"
+        )
     if cache.mask is None:
         return dy.copy()
-    if dy.shape != cache.mask.shape:
-        raise LayerValueError(
-            "dropout_backward", f"expected dy of shape {cache.mask.shape}, got {tuple(dy.shape)}"
-        )
     return dy * cache.mask

@@ -70,5 +70,11 @@ def softmax_cross_entropy_forward(logits, target, label_smoothing=0.0):
 
 def softmax_cross_entropy_backward(dloss=1.0, cache: CrossEntropyCache = None):
     """Gradient of the mean loss w.r.t. the logits, scaled by the upstream scalar: (N, K)."""
+    if np.ndim(dloss) != 0:
+        raise LayerValueError(
+            "cross_entropy_backward",
+            f"expected a scalar upstream gradient (the loss is a scalar), got shape "
+            f"{np.shape(dloss)}",
+        )
     n = cache.probs.shape[0]
     return (cache.probs - cache.q) * (float(dloss) / n)

@@ -111,6 +111,13 @@ def concat_forward(xs, axis: int = 1):
 
 def concat_backward(dy: np.ndarray, cache: ConcatCache, axis: int = 1):
     """Split the gradient back into the pieces: returns a list of arrays (views of dy copied)."""
+    op = "concat_backward"
+    check_float(op, "dy", dy)
+    total = int(sum(cache.sizes))
+    if not -dy.ndim <= axis < dy.ndim or dy.shape[axis] != total:
+        raise LayerValueError(
+            op, f"expected dy with {total} entries along axis {axis}, got shape {tuple(dy.shape)}"
+        )
     cuts = np.cumsum(cache.sizes)[:-1]
     return [p.copy() for p in np.split(dy, cuts, axis=axis)]
 
@@ -135,6 +142,15 @@ def channel_slice_forward(x: np.ndarray, start: int, stop: int):
 
 def channel_slice_backward(dy: np.ndarray, cache: SliceCache) -> np.ndarray:
     """The dropped channels had no effect on the output, so their gradient is zero."""
+    op = "channel_slice_backward"
+    check_float(op, "dy", dy)
+    check_rank(op, "dy", dy, 4, "(N, C, H, W)")
+    if dy.shape[1] != cache.stop - cache.start:
+        raise LayerValueError(
+            op,
+            f"expected dy with {cache.stop - cache.start} channels (slice "
+            f"{cache.start}:{cache.stop}), got shape {tuple(dy.shape)}",
+        )
     n, _, h, w = dy.shape
     dx = np.zeros((n, cache.in_channels, h, w), dtype=dy.dtype)
     dx[:, cache.start : cache.stop] = dy

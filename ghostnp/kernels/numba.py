@@ -8,12 +8,22 @@ is read contiguously when the stride is 1.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
+# Below this many multiply-adds a kernel runs on one thread: waking the thread pool
+# costs more than the work (and far more on a busy machine), as gradient checks and
+# small layers show.
+PARALLEL_MIN_WORK = 1 << 16
+
+
+def _threads(work: int) -> int:
+    return numba.config.NUMBA_NUM_THREADS if work >= PARALLEL_MIN_WORK else 1
+
 
 @njit(parallel=True, cache=True)
-def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
+def _im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
     n, c = xp.shape[0], xp.shape[1]
     cols = np.empty((n, c, kh, kw, ho, wo), dtype=xp.dtype)
     for nc in prange(n * c):
@@ -29,7 +39,7 @@ def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
 
 
 @njit(parallel=True, cache=True)
-def col2im(cols, hp, wp, sh, sw, dh, dw):
+def _col2im(cols, hp, wp, sh, sw, dh, dw):
     n, c, kh, kw, ho, wo = cols.shape
     dxp = np.zeros((n, c, hp, wp), dtype=cols.dtype)
     for nc in prange(n * c):  # each iteration owns the plane dxp[b, ch]
@@ -45,7 +55,7 @@ def col2im(cols, hp, wp, sh, sw, dh, dw):
 
 
 @njit(parallel=True, cache=True)
-def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
+def _depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
     n, c = xp.shape[0], xp.shape[1]
     o, kh, kw = w.shape
     m = o // c
@@ -65,7 +75,7 @@ def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
 
 
 @njit(parallel=True, cache=True)
-def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
+def _depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
     n, o, ho, wo = dy.shape
     kh, kw = w.shape[1], w.shape[2]
     m = o // c
@@ -86,7 +96,7 @@ def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
 
 
 @njit(parallel=True, cache=True)
-def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
+def _depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
     n, o, ho, wo = dy.shape
     c = xp.shape[1]
     m = o // c
@@ -103,3 +113,31 @@ def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
                             acc += dy[b, oc, a, q] * xp[b, ch, r, q * sw + j * dw]
                 dw_[oc, i, j] = acc
     return dw_
+
+
+# Public wrappers with the reference signatures: pick the thread count, then run.
+
+
+def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
+    numba.set_num_threads(_threads(xp.shape[0] * xp.shape[1] * kh * kw * ho * wo))
+    return _im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo)
+
+
+def col2im(cols, hp, wp, sh, sw, dh, dw):
+    numba.set_num_threads(_threads(cols.size))
+    return _col2im(cols, hp, wp, sh, sw, dh, dw)
+
+
+def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
+    numba.set_num_threads(_threads(xp.shape[0] * w.size * ho * wo))
+    return _depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo)
+
+
+def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
+    numba.set_num_threads(_threads(dy.size * w.shape[1] * w.shape[2]))
+    return _depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw)
+
+
+def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
+    numba.set_num_threads(_threads(dy.size * kh * kw))
+    return _depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw)

@@ -89,6 +89,12 @@ class Conv2d(Module):
         self.stride = pair(stride, "stride", "Conv2d")
         self.padding = pair(padding, "padding", "Conv2d")
         self.dilation = pair(dilation, "dilation", "Conv2d")
+        if min(*self.kernel_size, *self.stride, *self.dilation) < 1 or min(self.padding) < 0:
+            raise ValueError(
+                f"Conv2d: expected kernel_size, stride and dilation >= 1 and padding >= 0, got "
+                f"kernel_size={kernel_size!r}, stride={stride!r}, padding={padding!r}, "
+                f"dilation={dilation!r}"
+            )
         kh, kw = self.kernel_size
         fan_in = in_channels // groups * kh * kw
         self.weight = Parameter(
@@ -180,6 +186,13 @@ class BatchNorm2d(Module):
         self._cache = None
 
     def forward(self, x):
+        check_float("batch_norm2d", "x", x)
+        if x.ndim == 4 and x.shape[1] != self.num_features:
+            raise LayerValueError(
+                "batch_norm2d",
+                f"expected {self.num_features} input channels, got {x.shape[1]} "
+                f"(input shape {tuple(x.shape)})",
+            )
         use_batch = self.training or not self.track_running_stats
         momentum = self.momentum
         if self.training and self.track_running_stats:
@@ -430,22 +443,24 @@ class Flatten(Module):
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
-        self._shape = None
+        self._shape = self._out_shape = None
 
     def forward(self, x):
         check_float("flatten", "x", x)
         self._shape = x.shape
         end = self.end_dim % x.ndim
         new = x.shape[: self.start_dim] + (-1,) + x.shape[end + 1 :]
-        return x.reshape(new)
+        y = x.reshape(new)
+        self._out_shape = y.shape
+        return y
 
     def backward(self, dy):
         shape = self._need(self._shape)
-        if dy.size != int(np.prod(shape)):
+        check_float("flatten_backward", "dy", dy)
+        if dy.shape != self._out_shape:  # same size is not enough: (N, K) vs (K, N)
             raise LayerValueError(
                 "flatten_backward",
-                f"dy of shape {tuple(dy.shape)} cannot "
-                f"be reshaped to the input shape {tuple(shape)}",
+                f"expected dy of shape {self._out_shape}, got {tuple(dy.shape)}",
             )
         return dy.reshape(shape)
 
@@ -455,11 +470,18 @@ class Identity(Module):
 
     def __init__(self, *args, **kwargs):
         super().__init__()
+        self._shape = None
 
     def forward(self, x):
+        self._shape = np.shape(x)
         return x
 
     def backward(self, dy):
+        shape = self._need(self._shape)
+        if np.shape(dy) != shape:
+            raise LayerValueError(
+                "identity_backward", f"expected dy of shape {shape}, got {tuple(np.shape(dy))}"
+            )
         return dy
 
 
