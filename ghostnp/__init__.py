@@ -7,7 +7,7 @@ ghostnp.set_backend("numpy")    # or "numba" (default): which kernels run
 
 from __future__ import annotations
 
-from . import data, functional, models, nn, optim
+from . import data, functional, gradcheck, interop, models, nn, optim, profile
 from .errors import LayerError, LayerStateError, LayerTypeError, LayerValueError, StateDictError
 from .kernels import get_backend, set_backend, use_backend
 from .rng import manual_seed
@@ -21,6 +21,9 @@ __all__ = [
     "models",
     "data",
     "optim",
+    "gradcheck",
+    "interop",
+    "profile",
     "get_backend",
     "set_backend",
     "use_backend",

@@ -103,7 +103,8 @@ def export_state_dict(model, path):
         torch = _require_torch(f"writing {path.name}")
 
         def write(tmp):
-            torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}, tmp)
+            # np.array keeps 0-d entries (num_batches_tracked) 0-d; ascontiguousarray would not
+            torch.save({k: torch.from_numpy(np.array(v, order="C")) for k, v in sd.items()}, tmp)
 
     else:
         raise ValueError(f"{path}: expected a .npz, .pth or .pt file name, got {path.suffix!r}")
