@@ -35,7 +35,9 @@ def _parse_shape(text: str) -> tuple:
     except ValueError:
         raise CliError(f"--input: expected a shape like 3x224x224, got {text!r}") from None
     if len(dims) not in (3, 4) or min(dims) < 1:
-        raise CliError(f"--input: expected C x H x W (or N x C x H x W) positive sizes, got {text!r}")
+        raise CliError(
+            f"--input: expected C x H x W (or N x C x H x W) positive sizes, got {text!r}"
+        )
     return dims
 
 
@@ -51,9 +53,15 @@ def _cmd_gradcheck(args) -> int:
         print(f"== {name}")
         print(report)
         ok &= report.passed
-    worst = max(r.max_error for _, r in results)
-    print(f"\n{len(results)} layers checked on the {args.backend} backend; worst relative "
-          f"error {worst:.2e} (tolerance {args.tol:.0e}): {'PASS' if ok else 'FAIL'}")
+    rows = [row for _, r in results for row in r.rows]
+    by_rel = [row.rel_error for row in rows if row.rel_error <= args.tol]
+    floor = sum(1 for row in rows if row.passed and row.rel_error > args.tol)
+    print(
+        f"\n{len(results)} layers, {len(rows)} arrays checked on the {args.backend} backend; "
+        f"worst relative error {max(by_rel, default=0.0):.2e} (tolerance {args.tol:.0e}); "
+        f"{floor} arrays with a true gradient of zero (e.g. a bias before BN) passed on the "
+        f"absolute floor: {'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 
@@ -68,8 +76,9 @@ def _build_model(name: str, width, num_classes=None, in_chans=None):
     if name in ("ghostnet", "ghostnetv2"):
         return (ghostnet if name == "ghostnet" else ghostnetv2)(width or 1.0, **kwargs)
     if name not in MODELS:
-        raise CliError(f"unknown model {name!r}; choose one of: ghostnet, ghostnetv2, "
-                       f"{', '.join(MODELS)}")
+        raise CliError(
+            f"unknown model {name!r}; choose one of: ghostnet, ghostnetv2, {', '.join(MODELS)}"
+        )
     if width is not None:
         if not name.startswith("ghostnet"):
             raise CliError(f"--width applies to GhostNet models, not {name!r}")
@@ -102,9 +111,18 @@ def _cmd_train(args) -> int:
     from .train import train_main
 
     result = train_main(
-        model=args.model, width=args.width, dataset=args.dataset, data_dir=args.data_dir,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-        seed=args.seed, out=args.out, resume=args.resume, progress=not args.no_progress,
+        model=args.model,
+        width=args.width,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        out=args.out,
+        resume=args.resume,
+        progress=not args.no_progress,
     )
     if args.json:
         keep = {k: v for k, v in result.items() if k != "history"}
@@ -122,8 +140,9 @@ def _cmd_bench(args) -> int:
 def _cmd_visualize(args) -> int:
     from .viz import visualize_main
 
-    out = visualize_main(args.image, model=args.model, checkpoint=args.checkpoint,
-                         layer=args.layer, out=args.out)
+    out = visualize_main(
+        args.image, model=args.model, checkpoint=args.checkpoint, layer=args.layer, out=args.out
+    )
     print(f"wrote {out}")
     return 0
 
@@ -148,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--compare", action="store_true", help="also compare FLOP-counting conventions")
     s.set_defaults(func=_cmd_summary)
 
-    t = sub.add_parser("train", help="train a model (default: a small GhostNet on the built-in digits)")
+    t = sub.add_parser(
+        "train", help="train a model (default: a small GhostNet on the built-in digits)"
+    )
     t.add_argument("--model", default="ghostnet")
     t.add_argument("--width", type=float, default=None)
     t.add_argument("--dataset", default="digits", help="digits, mnist, fashion-mnist or cifar10")

@@ -53,6 +53,7 @@ __all__ = [
     "rel_error",
     "check_function",
     "check_module",
+    "check_all_layers",
 ]
 
 
@@ -278,3 +279,69 @@ def check_module(module, x: np.ndarray, eps=1e-6, tol=1e-7, seed=0):
     for name, p in params:
         p.grad = analytic[name]
     return _report(checked, tol)
+
+
+def _layer_cases():
+    """(name, module, input) triples covering every layer type, small and in float64.
+
+    Inputs of ReLU-like and max-pool layers are kept away from kinks and ties so that
+    central differences do not straddle them.
+    """
+    from . import nn
+    from .rng import manual_seed
+
+    manual_seed(0)
+    rng = np.random.default_rng(0)
+
+    def x(*shape, margin=0.0):
+        a = rng.standard_normal(shape)
+        if margin:  # push values off 0 (ReLU) and off +-3 / 6 (hard sigmoid, ReLU6)
+            for kink in (0.0, 3.0, -3.0, 6.0):
+                near = np.abs(a - kink) < margin
+                a[near] = kink + np.where(a[near] >= kink, margin, -margin)
+        return a
+
+    def distinct(*shape):  # a permutation of well-separated values: no max-pool ties
+        return (
+            rng.permutation(np.arange(int(np.prod(shape)), dtype=np.float64)).reshape(shape) * 0.1
+        )
+
+    cases = [
+        ("Conv2d 3x3 stride 2 pad 1", nn.Conv2d(3, 4, 3, 2, 1), x(2, 3, 6, 5)),
+        (
+            "Conv2d groups=2 dilation 2",
+            nn.Conv2d(4, 6, (3, 2), 1, (2, 1), dilation=2, groups=2),
+            x(2, 4, 6, 6),
+        ),
+        ("Conv2d 1x1 stride 2", nn.Conv2d(3, 5, 1, 2), x(2, 3, 5, 5)),
+        ("Conv2d depthwise x2", nn.Conv2d(3, 6, 3, 1, 1, groups=3, bias=False), x(2, 3, 5, 4)),
+        ("BatchNorm2d train", nn.BatchNorm2d(3), x(4, 3, 3, 3)),
+        ("BatchNorm2d eval", nn.BatchNorm2d(3).eval(), x(2, 3, 3, 3)),
+        ("Linear", nn.Linear(5, 4), x(3, 5)),
+        ("ReLU", nn.ReLU(), x(2, 3, 3, margin=1e-3)),
+        ("ReLU6", nn.ReLU6(), 4 * x(2, 3, 3, margin=1e-3)),
+        ("Hardsigmoid", nn.Hardsigmoid(), 4 * x(2, 3, 3, margin=1e-3)),
+        ("Hardswish", nn.Hardswish(), 4 * x(2, 3, 3, margin=1e-3)),
+        ("Sigmoid", nn.Sigmoid(), x(2, 3, 3)),
+        ("MaxPool2d 3 stride 2 pad 1", nn.MaxPool2d(3, 2, 1), distinct(2, 2, 5, 5)),
+        ("AvgPool2d 2", nn.AvgPool2d(2), x(2, 2, 5, 4)),
+        ("AdaptiveAvgPool2d (2, 3)", nn.AdaptiveAvgPool2d((2, 3)), x(2, 2, 5, 7)),
+        ("Upsample size 7x5", nn.Upsample(size=(7, 5)), x(2, 2, 3, 3)),
+        ("Flatten", nn.Flatten(), x(2, 2, 2, 2)),
+        ("SqueezeExcite", nn.SqueezeExcite(8), x(2, 8, 3, 3)),
+        ("GhostModule ratio 3, odd out", nn.GhostModule(4, 7, ratio=3), x(2, 4, 4, 4)),
+        ("GhostModuleV2 (DFC attention)", nn.GhostModuleV2(4, 6), x(2, 4, 5, 6)),
+        ("GhostBottleneck stride 2 + SE", nn.GhostBottleneck(4, 8, 6, 3, 2, 0.25), x(2, 4, 6, 6)),
+    ]
+    return [(name, m.astype(np.float64), inp) for name, m, inp in cases]
+
+
+def check_all_layers(tol=1e-7, seed=0, eps=1e-6):
+    """Run ``check_module`` on every layer type; returns a list of (name, GradcheckReport).
+
+    This is what ``ghostnp gradcheck`` prints. Each case is small (a few hundred
+    parameters at most), so the whole list takes seconds.
+    """
+    return [
+        (name, check_module(m, inp, eps=eps, tol=tol, seed=seed)) for name, m, inp in _layer_cases()
+    ]

@@ -1,0 +1,437 @@
+"""conv2d_forward / conv2d_backward, checked from hand-computed numbers up to PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ghostnp.functional import conv2d_backward, conv2d_forward
+from ghostnp.gradcheck import check_function, rel_error
+from ghostnp.kernels import use_backend
+
+X9 = np.arange(1.0, 10.0).reshape(3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+W4 = np.array([[1.0, 2.0], [3.0, 4.0]])
+
+
+def inner(a, b) -> float:
+    return float(np.vdot(a, b))
+
+
+def assert_adjoint(lhs: float, rhs: float, scale: float, tol: float = 1e-12) -> None:
+    """lhs == rhs up to rounding, measured against ``scale`` (a sum of |terms|)."""
+    assert abs(lhs - rhs) <= tol * max(scale, 1e-300), (lhs, rhs)
+
+
+def torch_conv(torch, x, w, b, dy, stride=1, padding=0, dilation=1, groups=1):
+    """PyTorch's output and gradients for the same convolution, as float64 ndarrays."""
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
+    ty.backward(torch.tensor(dy))
+    db = None if tb is None else tb.grad.numpy()
+    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), db
+
+
+def floor_rule(size, k, s, p, d):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+# ----------------------------------------------------------------------------------
+# 1. hand-computed examples
+# ----------------------------------------------------------------------------------
+
+
+def test_hand_3x3_input_2x2_kernel(backend):
+    # y[a, b] = sum_ij W4[i, j] * X9[a+i, b+j]  (cross-correlation, no kernel flip)
+    #   y[0,0] = 1*1 + 2*2 + 3*4 + 4*5 = 37     y[0,1] = 1*2 + 2*3 + 3*5 + 4*6 = 47
+    #   y[1,0] = 1*4 + 2*5 + 3*7 + 4*8 = 67     y[1,1] = 1*5 + 2*6 + 3*8 + 4*9 = 77
+    x = X9.reshape(1, 1, 3, 3)
+    w = W4.reshape(1, 1, 2, 2)
+    b = np.array([0.5])
+    y, cache = conv2d_forward(x, w, b)
+    np.testing.assert_array_equal(y, [[[[37.5, 47.5], [67.5, 77.5]]]])
+
+    # with dy = 1 everywhere, each input pixel collects the weights of every window
+    # covering it:  dx = [[1, 1+2, 2], [1+3, 1+2+3+4, 2+4], [3, 3+4, 4]]
+    # dw[i, j] = sum of the 2x2 block of X9 starting at (i, j): 1+2+4+5, 2+3+5+6, ...
+    # db = number of output pixels = 4
+    dx, dw, db = conv2d_backward(np.ones((1, 1, 2, 2)), cache)
+    np.testing.assert_array_equal(dx, [[[[1, 3, 2], [4, 10, 6], [3, 7, 4]]]])
+    np.testing.assert_array_equal(dw, [[[[12, 16], [24, 28]]]])
+    np.testing.assert_array_equal(db, [4])
+
+
+def test_hand_two_input_channels_add_up(backend):
+    # channel 1 is all ones and its kernel all ones: every window adds 4 to channel 0's result
+    x = np.stack([X9, np.ones((3, 3))])[None]
+    w = np.stack([W4, np.ones((2, 2))])[None]  # (1, 2, 2, 2)
+    y, _ = conv2d_forward(x, w)
+    np.testing.assert_array_equal(y, [[[[41, 51], [71, 81]]]])
+
+
+def test_hand_stride_and_padding(backend):
+    # padding 1 gives the 5x5 grid below; stride 2 puts windows at rows/cols 0 and 2,
+    # and the last padded row and column are never reached (floor((3+2-1-1)/2)+1 = 2):
+    #     0 0 0 0 0
+    #     0 1 2 3 0        y[0,0] = 4*1            = 4
+    #     0 4 5 6 0        y[0,1] = 3*2 + 4*3      = 18
+    #     0 7 8 9 0        y[1,0] = 2*4 + 4*7      = 36
+    #     0 0 0 0 0        y[1,1] = 1*5+2*6+3*8+4*9 = 77
+    x = X9.reshape(1, 1, 3, 3)
+    w = W4.reshape(1, 1, 2, 2)
+    y, cache = conv2d_forward(x, w, stride=2, padding=1)
+    np.testing.assert_array_equal(y, [[[[4, 18], [36, 77]]]])
+    # windows do not overlap, so with dy = 1 each pixel gets the one weight that met it
+    dx, dw, db = conv2d_backward(np.ones((1, 1, 2, 2)), cache)
+    assert db is None
+    np.testing.assert_array_equal(dx, [[[[4, 3, 4], [2, 1, 2], [4, 3, 4]]]])
+    # dw[i, j] sums the padded pixels at (2a+i, 2b+j): e.g. dw[1,1] = 1+3+7+9
+    np.testing.assert_array_equal(dw, [[[[5, 10], [10, 20]]]])
+
+
+def test_hand_pointwise_with_stride(backend):
+    # 1x1 kernel [2, -1] over channels (X9, ones), stride 2 keeps pixels (0,0),(0,2),(2,0),(2,2)
+    x = np.stack([X9, np.ones((3, 3))])[None]
+    w = np.array([2.0, -1.0]).reshape(1, 2, 1, 1)
+    y, cache = conv2d_forward(x, w, stride=2)
+    np.testing.assert_array_equal(y, [[[[2 * 1 - 1, 2 * 3 - 1], [2 * 7 - 1, 2 * 9 - 1]]]])
+    dx, dw, _ = conv2d_backward(np.ones((1, 1, 2, 2)), cache)
+    corners = np.array([[1.0, 0, 1], [0, 0, 0], [1, 0, 1]])
+    np.testing.assert_array_equal(dx, np.stack([2 * corners, -corners])[None])
+    np.testing.assert_array_equal(dw, [[[[1 + 3 + 7 + 9]], [[4]]]])
+
+
+def test_hand_groups(backend):
+    # groups=2: output 0 sees only input channel 0, output 1 only input channel 1
+    x = np.stack([X9, 10 * X9])[None]
+    w = np.stack([np.ones((1, 2, 2)), np.ones((1, 2, 2))])  # (2, 1, 2, 2)
+    y, _ = conv2d_forward(x, w, groups=2)
+    sums = np.array([[12.0, 16.0], [24.0, 28.0]])  # 2x2 block sums of X9
+    np.testing.assert_array_equal(y, np.stack([sums, 10 * sums])[None])
+
+
+# ----------------------------------------------------------------------------------
+# configurations shared by the adjoint, gradient and oracle tests
+# (x shape, w shape, bias?, geometry)
+# ----------------------------------------------------------------------------------
+
+CONFIGS = {
+    "basic": ((2, 3, 5, 5), (4, 3, 3, 3), True, {}),
+    "no_bias": ((2, 3, 5, 5), (4, 3, 3, 3), False, {}),
+    "stride2_pad1": ((2, 3, 6, 7), (4, 3, 3, 3), True, dict(stride=2, padding=1)),
+    "stride_remainder": ((1, 2, 6, 7), (2, 2, 3, 3), True, dict(stride=(2, 3))),
+    "groups2": ((2, 4, 5, 5), (6, 2, 3, 3), True, dict(groups=2, padding=1)),
+    "dilation": ((1, 2, 7, 6), (3, 2, 3, 2), True, dict(dilation=(2, 1), padding=(2, 0))),
+    "nonsquare": ((2, 3, 5, 6), (2, 3, 2, 3), False, dict(stride=(1, 2), padding=(1, 0))),
+    "pointwise_stride2": ((2, 4, 5, 5), (3, 4, 1, 1), True, dict(stride=2)),
+    "pointwise_groups": ((2, 4, 3, 3), (6, 2, 1, 1), False, dict(groups=2)),
+    "1x1_padded": ((1, 2, 3, 3), (2, 2, 1, 1), True, dict(padding=1)),
+    "depthwise_mult2": ((2, 3, 5, 5), (6, 1, 3, 3), True, dict(groups=3, padding=1, stride=2)),
+    "1x1_spatial": ((2, 3, 1, 1), (2, 3, 3, 3), True, dict(padding=1)),
+}
+
+
+def make(rng, name):
+    xs, ws, bias, geom = CONFIGS[name]
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0]) if bias else None
+    return x, w, b, geom
+
+
+# ----------------------------------------------------------------------------------
+# 2. adjoint identities
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_adjoint(backend, rng, name):
+    x, w, b, geom = make(rng, name)
+    y, cache = conv2d_forward(x, w, None, **geom)  # linear in x and in w separately
+    g = rng.standard_normal(y.shape)
+    dx, dw, _ = conv2d_backward(g, cache)
+    scale = float(np.sum(np.abs(y) * np.abs(g)))
+    assert_adjoint(inner(y, g), inner(x, dx), scale)  # <conv(x), g> = <x, conv_x^T g>
+    assert_adjoint(inner(y, g), inner(w, dw), scale)  # <conv(w), g> = <w, conv_w^T g>
+    if b is not None:
+        yb, cache_b = conv2d_forward(x, w, b, **geom)
+        db = conv2d_backward(g, cache_b)[2]
+        assert_adjoint(inner(yb - y, g), inner(b, db), float(np.sum(np.abs((yb - y) * g))))
+
+
+# ----------------------------------------------------------------------------------
+# 3. central-difference gradient checks (float64)
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_gradcheck(rng, name):
+    # on the reference kernels: hundreds of tiny calls; the Numba kernels are tied to these
+    # by the backend-equality tests in test_kernels.py and by the one check below
+    x, w, b, geom = make(rng, name)
+    with use_backend("numpy"):
+        report = check_function(conv2d_forward, conv2d_backward, x, w, b, tol=1e-7, **geom)
+    assert len(report.rows) == (3 if b is not None else 2)
+    report.assert_ok()
+
+
+def test_gradcheck_numba(rng):
+    # tiny, as every one of its ~80 forward passes launches the parallel kernels
+    x, w, b = (
+        rng.standard_normal((1, 2, 3, 3)),
+        rng.standard_normal((4, 1, 2, 2)),
+        rng.standard_normal(4),
+    )
+    with use_backend("numba"):
+        report = check_function(
+            conv2d_forward, conv2d_backward, x, w, b, stride=2, padding=1, groups=2
+        )
+    report.assert_ok()
+
+
+# ----------------------------------------------------------------------------------
+# 6. PyTorch as oracle: output and every gradient, float64, 1e-10 relative
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_matches_torch(torch, backend, rng, name):
+    x, w, b, geom = make(rng, name)
+    y, cache = conv2d_forward(x, w, b, **geom)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = conv2d_backward(dy, cache)
+    ty, tdx, tdw, tdb = torch_conv(torch, x, w, b, dy, **geom)
+    assert y.shape == ty.shape
+    assert rel_error(y, ty) < 1e-10
+    assert rel_error(dx, tdx) < 1e-10
+    assert rel_error(dw, tdw) < 1e-10
+    if b is not None:
+        assert rel_error(db, tdb) < 1e-10
+    assert y.dtype == dx.dtype == dw.dtype == np.float64
+
+
+def test_float32_follows_dtype_and_matches_torch(torch, backend, rng):
+    x, w, b, geom = make(rng, "groups2")
+    x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
+    y, cache = conv2d_forward(x, w, b, **geom)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    grads = conv2d_backward(dy, cache)
+    assert y.dtype == np.float32 and all(gr.dtype == np.float32 for gr in grads)
+    ref = torch_conv(torch, x, w, b, dy, **geom)
+    for ours, theirs in zip((y, *grads), ref, strict=True):
+        assert rel_error(ours, theirs) < 1e-5
+
+
+# ----------------------------------------------------------------------------------
+# 5. property tests over geometry
+# ----------------------------------------------------------------------------------
+
+
+@st.composite
+def geometries(draw):
+    groups = draw(st.integers(1, 3))
+    cin = groups * draw(st.integers(1, 3))
+    cout = groups * draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    # smallest input the (dilated) kernel fits in after padding; 1x1 inputs when possible
+    hmin = max(1, dh * (kh - 1) + 1 - 2 * ph)
+    wmin = max(1, dw * (kw - 1) + 1 - 2 * pw)
+    h = draw(st.integers(hmin, hmin + 5))
+    w = draw(st.integers(wmin, wmin + 5))
+    n = draw(st.integers(1, 2))
+    return dict(
+        x_shape=(n, cin, h, w),
+        w_shape=(cout, cin // groups, kh, kw),
+        bias=draw(st.booleans()),
+        geom=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups),
+        seed=draw(st.integers(0, 2**31 - 1)),
+        backend=draw(st.sampled_from(["numpy", "numba"])),
+    )
+
+
+def draw_arrays(case):
+    r = np.random.default_rng(case["seed"])
+    x = r.standard_normal(case["x_shape"])
+    w = r.standard_normal(case["w_shape"])
+    b = r.standard_normal(case["w_shape"][0]) if case["bias"] else None
+    return x, w, b
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=geometries())
+def test_property_shape_and_adjoint(case):
+    x, w, _, geom = *draw_arrays(case), case["geom"]
+    with use_backend(case["backend"]):
+        y, cache = conv2d_forward(x, w, None, **geom)
+        (kh, kw), (sh, sw) = w.shape[2:], geom["stride"]
+        (ph, pw), (dh, dw) = geom["padding"], geom["dilation"]
+        n, _, h, wd = x.shape
+        assert y.shape == (
+            n,
+            w.shape[0],
+            floor_rule(h, kh, sh, ph, dh),
+            floor_rule(wd, kw, sw, pw, dw),
+        )
+        g = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
+        dx, dw_, _ = conv2d_backward(g, cache)
+    scale = float(np.sum(np.abs(y * g)))
+    assert_adjoint(inner(y, g), inner(x, dx), scale)
+    assert_adjoint(inner(y, g), inner(w, dw_), scale)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=geometries())
+def test_property_matches_torch(torch, case):
+    x, w, b, geom = *draw_arrays(case), case["geom"]
+    with use_backend(case["backend"]):
+        y, cache = conv2d_forward(x, w, b, **geom)
+        dy = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
+        dx, dw, db = conv2d_backward(dy, cache)
+    ty, tdx, tdw, tdb = torch_conv(torch, x, w, b, dy, **geom)
+    assert y.shape == ty.shape
+    assert rel_error(y, ty) < 1e-10
+    assert rel_error(dx, tdx) < 1e-10
+    assert rel_error(dw, tdw) < 1e-10
+    if b is not None:
+        assert rel_error(db, tdb) < 1e-10
+
+
+# ----------------------------------------------------------------------------------
+# 7. bad input, and no input changed in place
+# ----------------------------------------------------------------------------------
+
+F64 = np.float64
+
+
+def _x(*shape, dtype=F64):
+    return np.zeros(shape, dtype=dtype)
+
+
+BAD_FORWARD = [
+    ("rank", dict(x=_x(3, 5, 5), w=_x(2, 3, 3, 3)), ValueError, ["conv2d", "4-D", "(3, 5, 5)"]),
+    ("wrank", dict(x=_x(1, 3, 5, 5), w=_x(2, 3, 3)), ValueError, ["conv2d", "4-D weight"]),
+    (
+        "int",
+        dict(x=np.zeros((1, 3, 5, 5), dtype=np.int64), w=_x(2, 3, 3, 3)),
+        TypeError,
+        ["conv2d", "float32 or float64", "int64"],
+    ),
+    (
+        "object",
+        dict(x=np.zeros((1, 3, 5, 5), dtype=object), w=_x(2, 3, 3, 3)),
+        TypeError,
+        ["conv2d", "object"],
+    ),
+    ("list", dict(x=[[1.0]], w=_x(2, 3, 3, 3)), TypeError, ["conv2d", "ndarray", "list"]),
+    (
+        "mixed",
+        dict(x=_x(1, 3, 5, 5, dtype=np.float32), w=_x(2, 3, 3, 3)),
+        TypeError,
+        ["conv2d", "float32", "float64"],
+    ),
+    (
+        "channels",
+        dict(x=_x(1, 3, 5, 5), w=_x(2, 4, 3, 3)),
+        ValueError,
+        ["conv2d", "expected 4 input channels", "got 3"],
+    ),
+    (
+        "too_small",
+        dict(x=_x(1, 3, 2, 2), w=_x(2, 3, 3, 3), padding=0),
+        ValueError,
+        ["conv2d", "too small", "2x2", "3x3"],
+    ),
+    (
+        "too_small_dilated",
+        dict(x=_x(1, 3, 4, 4), w=_x(2, 3, 3, 3), dilation=2),
+        ValueError,
+        ["conv2d", "too small"],
+    ),
+    (
+        "groups",
+        dict(x=_x(1, 4, 5, 5), w=_x(3, 4, 3, 3), groups=3),
+        ValueError,
+        ["conv2d", "groups=3", "in_channels 4"],
+    ),
+    (
+        "bias",
+        dict(x=_x(1, 3, 5, 5), w=_x(2, 3, 3, 3), b=_x(3)),
+        ValueError,
+        ["conv2d", "bias of shape (2,)", "got (3,)"],
+    ),
+    ("stride0", dict(x=_x(1, 3, 5, 5), w=_x(2, 3, 3, 3), stride=0), ValueError, ["stride (0, 0)"]),
+    ("padneg", dict(x=_x(1, 3, 5, 5), w=_x(2, 3, 3, 3), padding=-1), ValueError, ["padding"]),
+    (
+        "stride_type",
+        dict(x=_x(1, 3, 5, 5), w=_x(2, 3, 3, 3), stride=(1, 2, 3)),
+        TypeError,
+        ["stride must be an int or a pair"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD_FORWARD, ids=[c[0] for c in BAD_FORWARD])
+def test_bad_input(case):
+    _, kwargs, exc, parts = case
+    with pytest.raises(exc) as e:
+        conv2d_forward(**kwargs)
+    assert str(e.value).startswith("conv2d:")
+    for part in parts:
+        assert part in str(e.value)
+
+
+def test_bad_dy(rng):
+    _, cache = conv2d_forward(rng.standard_normal((1, 3, 5, 5)), rng.standard_normal((2, 3, 3, 3)))
+    with pytest.raises(ValueError) as e:
+        conv2d_backward(np.zeros((1, 2, 3, 4)), cache)
+    assert "conv2d_backward" in str(e.value)
+    assert "expected dy of shape (1, 2, 3, 3), got (1, 2, 3, 4)" in str(e.value)
+    with pytest.raises(TypeError, match="conv2d_backward: dy must be float32 or float64"):
+        conv2d_backward(np.zeros((1, 2, 3, 3), dtype=np.int32), cache)
+    # a float32 dy for a float64 forward would give gradients of mixed precision
+    with pytest.raises(TypeError) as e:
+        conv2d_backward(np.zeros((1, 2, 3, 3), dtype=np.float32), cache)
+    assert str(e.value).startswith("conv2d_backward:")
+    assert "dy float32" in str(e.value) and "weight float64" in str(e.value)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("name", ["basic", "pointwise_stride2", "pointwise_groups", "groups2"])
+def test_inputs_not_modified(backend, rng, name, batch):
+    x, w, b, geom = make(rng, name)
+    x = x[:batch].copy()
+    b = rng.standard_normal(w.shape[0])
+    x0, w0, b0 = x.copy(), w.copy(), b.copy()
+    y, cache = conv2d_forward(x, w, b, **geom)
+    dy = rng.standard_normal(y.shape)
+    dy0 = dy.copy()
+    dx, dw, db = conv2d_backward(dy, cache)
+    for a, a0 in [(x, x0), (w, w0), (b, b0), (dy, dy0)]:
+        assert np.array_equal(a, a0)
+    for out in (y, dx, dw, db):  # results never alias the arguments
+        for arg in (x, w, b, dy):
+            assert not np.shares_memory(out, arg)
+    # changing a result afterwards does not reach the inputs either
+    y += 1.0
+    dx += 1.0
+    assert np.array_equal(x, x0) and np.array_equal(dy, dy0)
+
+
+def test_non_contiguous_inputs(backend, rng):
+    x = rng.standard_normal((2, 3, 6, 5)).transpose(0, 1, 3, 2)  # (2, 3, 5, 6), F-ordered tail
+    w = rng.standard_normal((4, 3, 3, 2))[:, :, ::-1]  # negative strides
+    y, cache = conv2d_forward(x, w, padding=1)
+    y_ref, _ = conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(w), padding=1)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = rng.standard_normal(y.shape[::-1]).T  # non-contiguous dy
+    dx, dw, _ = conv2d_backward(dy, cache)
+    _, cache_ref = conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(w), padding=1)
+    dx_ref, dw_ref, _ = conv2d_backward(np.ascontiguousarray(dy), cache_ref)
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(dw, dw_ref, rtol=1e-13, atol=1e-13)

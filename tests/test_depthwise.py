@@ -1,0 +1,393 @@
+"""depthwise_conv2d_forward / _backward: by hand, adjoint, gradcheck, geometry, PyTorch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ghostnp.functional import (
+    conv2d_backward,
+    conv2d_forward,
+    depthwise_conv2d_backward,
+    depthwise_conv2d_forward,
+)
+from ghostnp.gradcheck import check_function, rel_error
+from ghostnp.kernels import use_backend
+
+X9 = np.arange(1.0, 10.0).reshape(3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+CHECKER = np.array([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]])
+
+
+def inner(a, b) -> float:
+    return float(np.vdot(a, b))
+
+
+def assert_adjoint(lhs: float, rhs: float, scale: float, tol: float = 1e-12) -> None:
+    assert abs(lhs - rhs) <= tol * max(scale, 1e-300), (lhs, rhs)
+
+
+def torch_depthwise(torch, x, w, b, dy, stride=1, padding=0, dilation=1):
+    """PyTorch's depthwise convolution (groups = input channels) and its gradients."""
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, x.shape[1])
+    ty.backward(torch.tensor(dy))
+    db = None if tb is None else tb.grad.numpy()
+    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), db
+
+
+# ----------------------------------------------------------------------------------
+# 1. hand-computed example: 2 channels, multiplier 2
+# ----------------------------------------------------------------------------------
+
+
+def test_hand_multiplier_2(backend):
+    # output channel o reads input channel o // 2:
+    #   o=0: top-left tap on X9        -> X9[:2, :2]              = [[1, 2], [4, 5]]
+    #   o=1: all-ones 2x2 on X9        -> 2x2 block sums of X9    = [[12, 16], [24, 28]]
+    #   o=2: bottom-right tap on CHECKER -> CHECKER[1:, 1:]        = [[1, 0], [0, 1]]
+    #   o=3: [[1, -1], [0, 0]] on CHECKER -> CHECKER[a,b] - CHECKER[a,b+1] = [[1, -1], [-1, 1]]
+    x = np.stack([X9, CHECKER])[None]  # (1, 2, 3, 3)
+    w = np.array(
+        [
+            [[1.0, 0.0], [0.0, 0.0]],
+            [[1.0, 1.0], [1.0, 1.0]],
+            [[0.0, 0.0], [0.0, 1.0]],
+            [[1.0, -1.0], [0.0, 0.0]],
+        ]
+    )[:, None]  # (4, 1, 2, 2)
+    b = np.array([0.0, 0.0, 10.0, 0.0])
+    y, cache = depthwise_conv2d_forward(x, w, b)
+    expected = np.array(
+        [
+            [[1, 2], [4, 5]],
+            [[12, 16], [24, 28]],
+            [[11, 10], [10, 11]],
+            [[1, -1], [-1, 1]],
+        ]
+    )
+    np.testing.assert_array_equal(y, expected[None])
+
+    # dy = 1: input channel c collects the summed kernels of its two outputs, placed at
+    # every window covering the pixel. Channel 0: w0 + w1 = [[2, 1], [1, 1]];
+    # channel 1: w2 + w3 = [[1, -1], [0, 1]].
+    dx, dw, db = depthwise_conv2d_backward(np.ones((1, 4, 2, 2)), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[2, 3, 1], [3, 5, 2], [1, 2, 1]])
+    np.testing.assert_array_equal(dx[0, 1], [[1, 0, -1], [1, 1, 0], [0, 1, 1]])
+    # dw[o, i, j] = sum of input channel o//2 over the window offset (i, j)
+    np.testing.assert_array_equal(dw[:2, 0], [[[12, 16], [24, 28]]] * 2)
+    np.testing.assert_array_equal(dw[2:, 0], np.full((2, 2, 2), 2.0))
+    np.testing.assert_array_equal(db, [4, 4, 4, 4])
+
+
+def test_hand_stride_and_padding(backend):
+    # one channel, multiplier 1, 2x2 kernel [[1, 2], [3, 4]], padding 1, stride 2: the same
+    # numbers as the dense conv example, since a 1-channel depthwise conv is a dense conv
+    x = X9.reshape(1, 1, 3, 3)
+    w = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 1, 2, 2)
+    y, cache = depthwise_conv2d_forward(x, w, stride=2, padding=1)
+    np.testing.assert_array_equal(y, [[[[4, 18], [36, 77]]]])
+    dx, dw, db = depthwise_conv2d_backward(np.ones((1, 1, 2, 2)), cache)
+    assert db is None
+    np.testing.assert_array_equal(dx, [[[[4, 3, 4], [2, 1, 2], [4, 3, 4]]]])
+    np.testing.assert_array_equal(dw, [[[[5, 10], [10, 20]]]])
+
+
+# ----------------------------------------------------------------------------------
+# shared configurations: (x shape, multiplier, kernel, bias?, geometry)
+# ----------------------------------------------------------------------------------
+
+CONFIGS = {
+    "m1": ((2, 3, 5, 5), 1, (3, 3), True, dict(padding=1)),
+    "m2": ((2, 3, 5, 5), 2, (3, 3), True, dict(padding=1, stride=2)),
+    "m3": ((1, 2, 6, 5), 3, (3, 3), False, dict(padding=1)),
+    "m2_nonsquare": ((2, 2, 6, 7), 2, (2, 3), True, dict(stride=(2, 1), padding=(0, 1))),
+    "m1_dilation": ((1, 3, 7, 7), 1, (3, 3), True, dict(dilation=2, padding=2)),
+    "m1_5x5_stride2": ((2, 2, 7, 7), 1, (5, 5), False, dict(stride=2, padding=2)),
+    "m2_remainder": ((1, 3, 7, 8), 2, (3, 2), True, dict(stride=(3, 2))),
+    "m1_1x1_spatial": ((2, 3, 1, 1), 1, (3, 3), True, dict(padding=1)),
+    "m2_1x1_kernel": ((2, 3, 4, 4), 2, (1, 1), True, dict(stride=2)),
+}
+
+
+def make(rng, name):
+    xs, m, (kh, kw), bias, geom = CONFIGS[name]
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal((xs[1] * m, 1, kh, kw))
+    b = rng.standard_normal(xs[1] * m) if bias else None
+    return x, w, b, geom
+
+
+# ----------------------------------------------------------------------------------
+# 2. adjoint identities, and equality with a grouped dense conv
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_adjoint(backend, rng, name):
+    x, w, b, geom = make(rng, name)
+    y, cache = depthwise_conv2d_forward(x, w, None, **geom)
+    g = rng.standard_normal(y.shape)
+    dx, dw, _ = depthwise_conv2d_backward(g, cache)
+    scale = float(np.sum(np.abs(y * g)))
+    assert_adjoint(inner(y, g), inner(x, dx), scale)
+    assert_adjoint(inner(y, g), inner(w, dw), scale)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_equals_grouped_conv(backend, rng, name):
+    x, w, b, geom = make(rng, name)
+    y, cache = depthwise_conv2d_forward(x, w, b, **geom)
+    y2, cache2 = conv2d_forward(x, w, b, groups=x.shape[1], **geom)
+    dy = rng.standard_normal(y.shape)
+    assert rel_error(y, y2) < 1e-12
+    for a, c in zip(depthwise_conv2d_backward(dy, cache), conv2d_backward(dy, cache2), strict=True):
+        assert (a is None) == (c is None)
+        if a is not None:
+            assert rel_error(a, c) < 1e-12
+
+
+# ----------------------------------------------------------------------------------
+# 3. central-difference gradient checks (float64)
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_gradcheck(rng, name):
+    # on the reference kernels: hundreds of tiny calls; the Numba kernels are tied to these
+    # by the backend-equality tests in test_kernels.py and by the one check below
+    x, w, b, geom = make(rng, name)
+    with use_backend("numpy"):
+        report = check_function(
+            depthwise_conv2d_forward, depthwise_conv2d_backward, x, w, b, tol=1e-7, **geom
+        )
+    assert len(report.rows) == (3 if b is not None else 2)
+    report.assert_ok()
+
+
+def test_gradcheck_numba(rng):
+    # tiny, as every one of its ~80 forward passes launches the parallel kernels
+    x, w, b = (
+        rng.standard_normal((1, 2, 3, 3)),
+        rng.standard_normal((4, 1, 2, 2)),
+        rng.standard_normal(4),
+    )
+    with use_backend("numba"):
+        report = check_function(
+            depthwise_conv2d_forward, depthwise_conv2d_backward, x, w, b, stride=2, padding=1
+        )
+    report.assert_ok()
+
+
+# ----------------------------------------------------------------------------------
+# 6. PyTorch as oracle
+# ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_matches_torch(torch, backend, rng, name):
+    x, w, b, geom = make(rng, name)
+    y, cache = depthwise_conv2d_forward(x, w, b, **geom)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = depthwise_conv2d_backward(dy, cache)
+    ty, tdx, tdw, tdb = torch_depthwise(torch, x, w, b, dy, **geom)
+    assert y.shape == ty.shape
+    assert rel_error(y, ty) < 1e-10
+    assert rel_error(dx, tdx) < 1e-10
+    assert rel_error(dw, tdw) < 1e-10
+    if b is not None:
+        assert rel_error(db, tdb) < 1e-10
+
+
+def test_float32_follows_dtype_and_matches_torch(torch, backend, rng):
+    x, w, b, geom = make(rng, "m2")
+    x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
+    y, cache = depthwise_conv2d_forward(x, w, b, **geom)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    grads = depthwise_conv2d_backward(dy, cache)
+    assert y.dtype == np.float32 and all(gr.dtype == np.float32 for gr in grads)
+    ref = torch_depthwise(torch, x, w, b, dy, **geom)
+    for ours, theirs in zip((y, *grads), ref, strict=True):
+        assert rel_error(ours, theirs) < 1e-5
+
+
+# ----------------------------------------------------------------------------------
+# 5. property tests over geometry
+# ----------------------------------------------------------------------------------
+
+
+@st.composite
+def geometries(draw):
+    c, m = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    hmin = max(1, dh * (kh - 1) + 1 - 2 * ph)
+    wmin = max(1, dw * (kw - 1) + 1 - 2 * pw)
+    return dict(
+        x_shape=(
+            draw(st.integers(1, 2)),
+            c,
+            draw(st.integers(hmin, hmin + 5)),
+            draw(st.integers(wmin, wmin + 5)),
+        ),  # fmt: skip
+        w_shape=(c * m, 1, kh, kw),
+        bias=draw(st.booleans()),
+        geom=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw)),
+        seed=draw(st.integers(0, 2**31 - 1)),
+        backend=draw(st.sampled_from(["numpy", "numba"])),
+    )
+
+
+def draw_arrays(case):
+    r = np.random.default_rng(case["seed"])
+    x = r.standard_normal(case["x_shape"])
+    w = r.standard_normal(case["w_shape"])
+    b = r.standard_normal(case["w_shape"][0]) if case["bias"] else None
+    return x, w, b
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=geometries())
+def test_property_shape_and_adjoint(case):
+    x, w, _, geom = *draw_arrays(case), case["geom"]
+    with use_backend(case["backend"]):
+        y, cache = depthwise_conv2d_forward(x, w, None, **geom)
+        n, _, h, wd = x.shape
+        kh, kw = w.shape[2:]
+        (sh, sw), (ph, pw), (dh, dw) = geom["stride"], geom["padding"], geom["dilation"]
+        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        assert y.shape == (n, w.shape[0], ho, wo)
+        g = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
+        dx, dw_, _ = depthwise_conv2d_backward(g, cache)
+    scale = float(np.sum(np.abs(y * g)))
+    assert_adjoint(inner(y, g), inner(x, dx), scale)
+    assert_adjoint(inner(y, g), inner(w, dw_), scale)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=geometries())
+def test_property_matches_torch(torch, case):
+    x, w, b, geom = *draw_arrays(case), case["geom"]
+    with use_backend(case["backend"]):
+        y, cache = depthwise_conv2d_forward(x, w, b, **geom)
+        dy = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
+        dx, dw, db = depthwise_conv2d_backward(dy, cache)
+    ty, tdx, tdw, tdb = torch_depthwise(torch, x, w, b, dy, **geom)
+    assert y.shape == ty.shape
+    assert rel_error(y, ty) < 1e-10
+    assert rel_error(dx, tdx) < 1e-10
+    assert rel_error(dw, tdw) < 1e-10
+    if b is not None:
+        assert rel_error(db, tdb) < 1e-10
+
+
+# ----------------------------------------------------------------------------------
+# 7. bad input, and no input changed in place
+# ----------------------------------------------------------------------------------
+
+
+def _z(*shape, dtype=np.float64):
+    return np.zeros(shape, dtype=dtype)
+
+
+BAD_FORWARD = [
+    ("rank", dict(x=_z(2, 5, 5), w=_z(2, 1, 3, 3)), ValueError, ["4-D input", "(2, 5, 5)"]),
+    (
+        "int",
+        dict(x=_z(1, 2, 5, 5, dtype=np.int32), w=_z(2, 1, 3, 3)),
+        TypeError,
+        ["float32 or float64", "int32"],
+    ),
+    (
+        "object",
+        dict(x=_z(1, 2, 5, 5), w=_z(2, 1, 3, 3, dtype=object)),
+        TypeError,
+        ["weight must be float32 or float64", "object"],
+    ),
+    (
+        "mixed",
+        dict(x=_z(1, 2, 5, 5), w=_z(2, 1, 3, 3, dtype=np.float32)),
+        TypeError,
+        ["one dtype", "float32"],
+    ),
+    (
+        "multiplier",
+        dict(x=_z(1, 2, 5, 5), w=_z(3, 1, 3, 3)),
+        ValueError,
+        ["(C*M, 1, kh, kw)", "C = 2", "got (3, 1, 3, 3)"],
+    ),
+    (
+        "dense_weight",
+        dict(x=_z(1, 2, 5, 5), w=_z(2, 2, 3, 3)),
+        ValueError,
+        ["C = 2", "got (2, 2, 3, 3)"],
+    ),
+    (
+        "too_small",
+        dict(x=_z(1, 2, 3, 3), w=_z(2, 1, 5, 5), padding=(1, 0)),
+        ValueError,
+        ["too small", "3x3", "5x5", "(1, 0)"],
+    ),
+    (
+        "bias",
+        dict(x=_z(1, 2, 5, 5), w=_z(4, 1, 3, 3), b=_z(2)),
+        ValueError,
+        ["bias of shape (4,)", "got (2,)"],
+    ),
+    (
+        "dilation0",
+        dict(x=_z(1, 2, 5, 5), w=_z(2, 1, 3, 3), dilation=0),
+        ValueError,
+        ["dilation (0, 0)"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD_FORWARD, ids=[c[0] for c in BAD_FORWARD])
+def test_bad_input(case):
+    _, kwargs, exc, parts = case
+    with pytest.raises(exc) as e:
+        depthwise_conv2d_forward(**kwargs)
+    assert str(e.value).startswith("depthwise_conv2d:")
+    for part in parts:
+        assert part in str(e.value)
+
+
+def test_bad_dy(rng):
+    _, cache = depthwise_conv2d_forward(
+        rng.standard_normal((1, 2, 5, 5)), rng.standard_normal((4, 1, 3, 3))
+    )
+    with pytest.raises(ValueError) as e:
+        depthwise_conv2d_backward(np.zeros((1, 2, 3, 3)), cache)
+    assert "depthwise_conv2d_backward" in str(e.value)
+    assert "expected dy of shape (1, 4, 3, 3), got (1, 2, 3, 3)" in str(e.value)
+    with pytest.raises(TypeError, match="depthwise_conv2d_backward: dy must be float32"):
+        depthwise_conv2d_backward(np.zeros((1, 4, 3, 3), dtype=object), cache)
+    with pytest.raises(TypeError) as e:
+        depthwise_conv2d_backward(np.zeros((1, 4, 3, 3), dtype=np.float32), cache)
+    assert str(e.value).startswith("depthwise_conv2d_backward:")
+    assert "dy float32" in str(e.value) and "weight float64" in str(e.value)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+@pytest.mark.parametrize("name", ["m1", "m2", "m2_1x1_kernel"])
+def test_inputs_not_modified(backend, rng, name, batch):
+    x, w, _, geom = make(rng, name)
+    x = x[:batch].copy()
+    b = rng.standard_normal(w.shape[0])
+    x0, w0, b0 = x.copy(), w.copy(), b.copy()
+    y, cache = depthwise_conv2d_forward(x, w, b, **geom)
+    dy = rng.standard_normal(y.shape)
+    dy0 = dy.copy()
+    dx, dw, db = depthwise_conv2d_backward(dy, cache)
+    for a, a0 in [(x, x0), (w, w0), (b, b0), (dy, dy0)]:
+        assert np.array_equal(a, a0)
+    for out in (y, dx, dw, db):
+        for arg in (x, w, b, dy):
+            assert not np.shares_memory(out, arg)
