@@ -43,7 +43,6 @@ def _parse_shape(text: str) -> tuple:
 
 def _cmd_gradcheck(args) -> int:
     from .gradcheck import check_all_layers
-
     from .kernels import use_backend
 
     with use_backend(args.backend):
