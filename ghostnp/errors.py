@@ -43,5 +43,3 @@ class LayerStateError(LayerError, RuntimeError):
 
 class StateDictError(ValueError):
     """load_state_dict found missing, unexpected or mis-shaped entries (all listed)."""
-
-
