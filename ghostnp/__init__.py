@@ -8,6 +8,7 @@ ghostnp.set_backend("numpy")    # or "numba" (default): which kernels run
 from __future__ import annotations
 
 from . import data, functional, gradcheck, interop, models, nn, optim, profile
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .errors import LayerError, LayerStateError, LayerTypeError, LayerValueError, StateDictError
 from .kernels import get_backend, set_backend, use_backend
 from .rng import manual_seed
@@ -28,6 +29,9 @@ __all__ = [
     "set_backend",
     "use_backend",
     "manual_seed",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
     "LayerError",
     "LayerValueError",
     "LayerTypeError",

@@ -206,7 +206,15 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except (CliError, ValueError, TypeError, FileNotFoundError, ImportError, KeyError) as e:
+    except (
+        CliError,
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        ImportError,
+        KeyError,
+        FloatingPointError,  # training diverged: the message says which step
+    ) as e:
         if os.environ.get("GHOSTNP_DEBUG") == "1":  # show the traceback when asked
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

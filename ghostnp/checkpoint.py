@@ -1,0 +1,226 @@
+"""Training checkpoints: model, optimizer, scheduler and metadata in one ``.npz`` file.
+
+    save_checkpoint("runs/last.npz", model, opt, sched, epoch=3, note="baseline")
+    meta = load_checkpoint("runs/last.npz", model, opt, sched)    # {"epoch": 3, "note": ...}
+
+Layout of the file (every entry a plain array, so it reads with ``allow_pickle=False``)::
+
+    format                    0-d str  "ghostnp-checkpoint"
+    format_version            0-d int  1
+    header                    0-d str  JSON: class names of the model, optimizer, scheduler
+    meta                      0-d str  JSON: the keyword arguments given to save_checkpoint
+    model/<state-dict key>    each parameter and buffer, e.g. model/conv_stem.weight
+    optimizer/...             optimizer.state_dict(), flattened by optim.flatten_state
+    scheduler/...             scheduler.state_dict(), flattened the same way
+
+Writing goes to a temporary file in the same folder, renamed over ``path`` only once
+it is complete, so a crash mid-write leaves the previous checkpoint intact.
+
+Loading checks the file before it changes anything: a file that is not a readable
+``.npz`` (truncated, corrupt), an ``.npz`` that is not a ghostnp checkpoint, a model or
+optimizer state that does not fit the objects given, each raise ``CheckpointError``
+naming the file, and the model, optimizer and scheduler are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .interop import _atomic_write
+from .optim import flatten_state, unflatten_state
+
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "ghostnp-checkpoint"
+FORMAT_VERSION = 1
+_PARTS = ("model/", "optimizer/", "scheduler/")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read, is not a checkpoint, or does not fit."""
+
+
+def _json_default(value):
+    """Make NumPy scalars and arrays JSON-serializable (as Python numbers and lists)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_checkpoint(path, model, optimizer=None, scheduler=None, **meta) -> Path:
+    """Write ``model`` (and ``optimizer``, ``scheduler`` if given) and ``meta`` to ``path``.
+
+    ``meta`` values must be JSON-serializable (numbers, strings, bools, None, lists and
+    dicts of them; NumPy scalars and arrays become numbers and lists); they come back
+    from :func:`load_checkpoint` as a dict. The file is written to a temporary file in
+    the same folder and renamed over ``path`` when complete. Returns ``path``.
+    """
+    path = Path(path)
+    try:
+        meta_json = json.dumps(meta, default=_json_default)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"save_checkpoint: meta must be JSON-serializable ({e})") from None
+    header = {
+        "model": type(model).__name__,
+        "optimizer": None if optimizer is None else type(optimizer).__name__,
+        "scheduler": None if scheduler is None else type(scheduler).__name__,
+    }
+    arrays: dict[str, np.ndarray] = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
+        "header": np.array(json.dumps(header)),
+        "meta": np.array(meta_json),
+    }
+    arrays.update({f"model/{k}": np.asarray(v) for k, v in model.state_dict().items()})
+    if optimizer is not None:
+        arrays.update(flatten_state(optimizer.state_dict(), prefix="optimizer/"))
+    if scheduler is not None:
+        arrays.update(flatten_state(scheduler.state_dict(), prefix="scheduler/"))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, allow_pickle=False, **arrays)
+        # the temporary file is created private (0600); give the checkpoint the
+        # permissions an ordinary new file would get
+        os.chmod(tmp, 0o666 & ~_umask())
+
+    _atomic_write(path, write)
+    return path
+
+
+def _read(path: Path) -> dict[str, np.ndarray]:
+    """Every array in ``path``, read eagerly, or a CheckpointError saying why not."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise CheckpointError(
+                f"{path}: not a ghostnp checkpoint (it holds a single .npy array, not an .npz)"
+            )
+        with z:
+            return {k: z[k] for k in z.files}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt .npz?): {e}"
+        ) from None
+
+
+def _str_entry(path: Path, arrays: dict, key: str) -> str:
+    arr = arrays[key]
+    if arr.ndim != 0 or arr.dtype.kind != "U":
+        raise CheckpointError(
+            f"{path}: entry {key!r} should be a string, got {arr.dtype} {arr.shape}"
+        )
+    return str(arr[()])
+
+
+def _check_format(path: Path, arrays: dict) -> tuple[dict, dict]:
+    """The header and meta dicts, after checking the format tag and version."""
+    if "format" not in arrays:
+        shown = ", ".join(sorted(arrays)[:5]) + (", ..." if len(arrays) > 5 else "")
+        raise CheckpointError(
+            f"{path}: not a ghostnp checkpoint (no 'format' entry; it holds {len(arrays)} "
+            f"array(s): {shown or 'none'})"
+        )
+    fmt = arrays["format"]
+    if fmt.ndim != 0 or fmt.dtype.kind != "U" or str(fmt[()]) != FORMAT:
+        raise CheckpointError(f"{path}: not a ghostnp checkpoint (format is {fmt!r})")
+    version = arrays.get("format_version")
+    if version is None or version.shape != () or int(version) != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r} is not supported "
+            f"(this ghostnp reads version {FORMAT_VERSION})"
+        )
+    for key in ("header", "meta"):
+        if key not in arrays:
+            raise CheckpointError(f"{path}: the checkpoint has no {key!r} entry")
+    try:
+        header = json.loads(_str_entry(path, arrays, "header"))
+        meta = json.loads(_str_entry(path, arrays, "meta"))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: header or meta is not valid JSON ({e})") from None
+    if not isinstance(header, dict) or not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: header and meta must be JSON objects")
+    stray = [k for k in arrays if "/" in k and not k.startswith(_PARTS)]
+    if stray:
+        raise CheckpointError(f"{path}: unexpected entries {stray[:5]}")
+    return header, meta
+
+
+def _section(path: Path, arrays: dict, prefix: str, what, saved_class) -> dict | None:
+    """The nested state saved under ``prefix`` for object ``what`` (None if not asked for)."""
+    if what is None:
+        return None
+    name = prefix.rstrip("/")
+    mine = type(what).__name__
+    if saved_class is None or not any(k.startswith(prefix) for k in arrays):
+        raise CheckpointError(f"{path}: holds no {name} state, but a {mine} was given to load")
+    if saved_class != mine:
+        raise CheckpointError(f"{path}: the {name} state is for {saved_class}, not {mine}")
+    try:
+        return unflatten_state(arrays, prefix=prefix)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: the {name} state is malformed: {e}") from None
+
+
+def load_checkpoint(path, model, optimizer=None, scheduler=None) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and the others).
+
+    Returns the ``meta`` dict. ``optimizer`` and ``scheduler`` are optional; when given,
+    the file must hold a state for an object of the same class. Everything is checked
+    before anything changes: the file is read whole; the format tag, the model's keys
+    and shapes (through ``model.load_state_dict``, which lists every problem and changes
+    nothing when there is one), and the optimizer and scheduler states (each of their
+    ``load_state_dict`` does the same) must all fit. If a later part is rejected after
+    an earlier one was accepted, the earlier ones are put back, so on any error model,
+    optimizer and scheduler are exactly as they were. Errors are ``CheckpointError``
+    (a ValueError) naming ``path``; a missing file is ``FileNotFoundError``.
+    """
+    path = Path(path)
+    arrays = _read(path)
+    header, meta = _check_format(path, arrays)
+    opt_state = _section(path, arrays, "optimizer/", optimizer, header.get("optimizer"))
+    sched_state = _section(path, arrays, "scheduler/", scheduler, header.get("scheduler"))
+    model_state = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
+    if not model_state:
+        raise CheckpointError(f"{path}: the checkpoint holds no model state")
+
+    # each load_state_dict checks everything before it assigns; keep what was there so
+    # that a part rejected later can undo the parts already loaded
+    undo = [(model, model.state_dict())]
+    try:
+        model.load_state_dict(model_state, strict=True)
+        if optimizer is not None:
+            undo.append((optimizer, optimizer.state_dict()))
+            optimizer.load_state_dict(opt_state)
+        if scheduler is not None:
+            undo.append((scheduler, scheduler.state_dict()))
+            scheduler.load_state_dict(sched_state)
+    except Exception as e:  # any failure, even from a malformed file: undo, then report
+        for obj, saved in undo[:-1]:
+            obj.load_state_dict(saved)
+        lines = str(e).splitlines() or [type(e).__name__]
+        if len(lines) == 1:
+            raise CheckpointError(f"{path}: cannot be loaded: {lines[0]}") from None
+        # a first line that says what is wrong, for one-line reports; then the full list
+        more = f", and {len(lines) - 2} more" if len(lines) > 2 else ""
+        raise CheckpointError(f"{path}: cannot be loaded ({lines[1].strip()}{more})\n{e}") from None
+    return meta
