@@ -1,0 +1,261 @@
+"""PyTorch twins of the GhostNet reference architecture, built from ``torch.nn`` layers.
+
+They follow the description in the reference notes (the authors' PyTorch code and timm
+share one state-dict layout) and use the same module names, so a ghostnp state dict
+loads into a twin with ``strict=True`` and the other way round. They are written from
+that description, not from ghostnp, so that they can serve as an independent oracle.
+
+torch is imported lazily: importing this file without torch installed works, and
+building a twin then raises ImportError.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = [
+    "make_divisible",
+    "hard_sigmoid",
+    "build",
+    "ghostnet_twin",
+    "TORCH_GHOSTNET_CFG",
+]
+
+# k (kernel of the strided depthwise conv and of the shortcut's), exp (mid channels),
+# out channels, SE ratio, stride. One list per stage.
+TORCH_GHOSTNET_CFG = [
+    [[3, 16, 16, 0, 1]],
+    [[3, 48, 24, 0, 2]],
+    [[3, 72, 24, 0, 1]],
+    [[5, 72, 40, 0.25, 2]],
+    [[5, 120, 40, 0.25, 1]],
+    [[3, 240, 80, 0, 2]],
+    [
+        [3, 200, 80, 0, 1],
+        [3, 184, 80, 0, 1],
+        [3, 184, 80, 0, 1],
+        [3, 480, 112, 0.25, 1],
+        [3, 672, 112, 0.25, 1],
+    ],
+    [[5, 672, 160, 0.25, 2]],
+    [[5, 960, 160, 0, 1], [5, 960, 160, 0.25, 1], [5, 960, 160, 0, 1], [5, 960, 160, 0.25, 1]],
+]
+
+
+def make_divisible(v, divisor=4, min_value=None):
+    """Nearest multiple of ``divisor`` (at least ``min_value``), one more if that lost >10%."""
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def hard_sigmoid(x):
+    from torch.nn import functional as F
+
+    return F.relu6(x + 3.0) / 6.0
+
+
+_CLASSES = {}
+
+
+def _classes():
+    """Define the twin classes once, on first use (needs torch)."""
+    if _CLASSES:
+        return _CLASSES
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class SqueezeExcite(nn.Module):
+        def __init__(self, in_chs, se_ratio=0.25, divisor=4):
+            super().__init__()
+            reduced = make_divisible(in_chs * se_ratio, divisor)
+            self.avg_pool = nn.AdaptiveAvgPool2d(1)
+            self.conv_reduce = nn.Conv2d(in_chs, reduced, 1, bias=True)
+            self.act1 = nn.ReLU(inplace=False)
+            self.conv_expand = nn.Conv2d(reduced, in_chs, 1, bias=True)
+
+        def forward(self, x):
+            s = self.avg_pool(x)
+            s = self.conv_expand(self.act1(self.conv_reduce(s)))
+            return x * hard_sigmoid(s)
+
+    class GhostModule(nn.Module):
+        def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
+            super().__init__()
+            self.oup = oup
+            init_channels = math.ceil(oup / ratio)
+            new_channels = init_channels * (ratio - 1)
+            self.primary_conv = nn.Sequential(
+                nn.Conv2d(inp, init_channels, kernel_size, stride, kernel_size // 2, bias=False),
+                nn.BatchNorm2d(init_channels),
+                nn.ReLU() if relu else nn.Sequential(),
+            )
+            self.cheap_operation = nn.Sequential(
+                nn.Conv2d(
+                    init_channels,
+                    new_channels,
+                    dw_size,
+                    1,
+                    dw_size // 2,
+                    groups=init_channels,
+                    bias=False,
+                ),
+                nn.BatchNorm2d(new_channels),
+                nn.ReLU() if relu else nn.Sequential(),
+            )
+
+        def forward(self, x):
+            x1 = self.primary_conv(x)
+            x2 = self.cheap_operation(x1)
+            out = torch.cat([x1, x2], dim=1)
+            return out[:, : self.oup, :, :]
+
+    class GhostModuleV2(GhostModule):
+        def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
+            super().__init__(inp, oup, kernel_size, ratio, dw_size, stride, relu)
+            self.short_conv = nn.Sequential(
+                nn.Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
+                nn.BatchNorm2d(oup),
+                nn.Conv2d(oup, oup, (1, 5), 1, (0, 2), groups=oup, bias=False),
+                nn.BatchNorm2d(oup),
+                nn.Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
+                nn.BatchNorm2d(oup),
+            )
+
+        def forward(self, x):
+            res = self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2))
+            out = super().forward(x)
+            gate = F.interpolate(torch.sigmoid(res), size=out.shape[-2:], mode="nearest")
+            return out * gate
+
+    class GhostBottleneck(nn.Module):
+        def __init__(
+            self,
+            in_chs,
+            mid_chs,
+            out_chs,
+            dw_kernel_size=3,
+            stride=1,
+            se_ratio=0.0,
+            attention=False,
+        ):
+            super().__init__()
+            self.stride = stride
+            g1 = GhostModuleV2 if attention else GhostModule
+            self.ghost1 = g1(in_chs, mid_chs, relu=True)
+            pad = (dw_kernel_size - 1) // 2
+            if stride > 1:
+                self.conv_dw = nn.Conv2d(
+                    mid_chs, mid_chs, dw_kernel_size, stride, pad, groups=mid_chs, bias=False
+                )
+                self.bn_dw = nn.BatchNorm2d(mid_chs)
+            self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio and se_ratio > 0 else None
+            self.ghost2 = GhostModule(mid_chs, out_chs, relu=False)
+            if in_chs == out_chs and stride == 1:
+                self.shortcut = nn.Sequential()
+            else:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(
+                        in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False
+                    ),
+                    nn.BatchNorm2d(in_chs),
+                    nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+                    nn.BatchNorm2d(out_chs),
+                )
+
+        def forward(self, x):
+            residual = x
+            x = self.ghost1(x)
+            if self.stride > 1:
+                x = self.bn_dw(self.conv_dw(x))
+            if self.se is not None:
+                x = self.se(x)
+            x = self.ghost2(x)
+            return x + self.shortcut(residual)
+
+    class ConvBnAct(nn.Module):
+        def __init__(self, in_chs, out_chs, kernel_size, stride=1):
+            super().__init__()
+            self.conv = nn.Conv2d(
+                in_chs, out_chs, kernel_size, stride, kernel_size // 2, bias=False
+            )
+            self.bn1 = nn.BatchNorm2d(out_chs)
+            self.act1 = nn.ReLU()
+
+        def forward(self, x):
+            return self.act1(self.bn1(self.conv(x)))
+
+    class GhostNet(nn.Module):
+        def __init__(self, width=1.0, num_classes=1000, dropout=0.2, in_chans=3, version=1):
+            super().__init__()
+            self.dropout = dropout
+            stem = make_divisible(16 * width, 4)
+            self.conv_stem = nn.Conv2d(in_chans, stem, 3, 2, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(stem)
+            self.act1 = nn.ReLU()
+            stages, chans, block_id, exp = [], stem, 0, None
+            for stage in TORCH_GHOSTNET_CFG:
+                layers = []
+                for k, exp, c, se, s in stage:
+                    out = make_divisible(c * width, 4)
+                    mid = make_divisible(exp * width, 4)
+                    layers.append(
+                        GhostBottleneck(
+                            chans, mid, out, k, s, se, attention=version == 2 and block_id > 1
+                        )
+                    )
+                    chans, block_id = out, block_id + 1
+                stages.append(nn.Sequential(*layers))
+            last = make_divisible(exp * width, 4)
+            stages.append(nn.Sequential(ConvBnAct(chans, last, 1)))
+            self.blocks = nn.Sequential(*stages)
+            self.global_pool = nn.AdaptiveAvgPool2d((1, 1))
+            self.conv_head = nn.Conv2d(last, 1280, 1, 1, 0, bias=True)
+            self.act2 = nn.ReLU()
+            self.flatten = nn.Flatten()
+            self.classifier = nn.Linear(1280, num_classes)
+
+        def forward(self, x):
+            x = self.act1(self.bn1(self.conv_stem(x)))
+            x = self.blocks(x)
+            x = self.global_pool(x)
+            x = self.act2(self.conv_head(x))
+            x = self.flatten(x)
+            if self.dropout > 0.0:
+                x = F.dropout(x, p=self.dropout, training=self.training)
+            return self.classifier(x)
+
+    _CLASSES.update(
+        SqueezeExcite=SqueezeExcite,
+        GhostModule=GhostModule,
+        GhostModuleV2=GhostModuleV2,
+        GhostBottleneck=GhostBottleneck,
+        ConvBnAct=ConvBnAct,
+        GhostNet=GhostNet,
+    )
+    return _CLASSES
+
+
+def build(name, *args, dtype=None, **kwargs):
+    """A twin by class name (``"GhostModule"``, ``"GhostNet"``, ...), cast to ``dtype``."""
+    module = _classes()[name](*args, **kwargs)
+    if dtype is not None:
+        module = module.to(dtype)
+    return module
+
+
+def ghostnet_twin(width=1.0, num_classes=1000, dropout=0.2, in_chans=3, version=1, dtype=None):
+    """GhostNet V1 (``version=1``) or V2 (``version=2``) twin."""
+    return build(
+        "GhostNet",
+        width=width,
+        num_classes=num_classes,
+        dropout=dropout,
+        in_chans=in_chans,
+        version=version,
+        dtype=dtype,
+    )
