@@ -54,6 +54,7 @@ __all__ = [
     "check_function",
     "check_module",
     "check_all_layers",
+    "upstream_gradient",
 ]
 
 
@@ -183,7 +184,8 @@ def _report(checked, tol: float) -> GradcheckReport:
     return GradcheckReport(tuple(rows), tol, atol)
 
 
-def _upstream(shape, seed: int) -> np.ndarray:
+def upstream_gradient(shape, seed: int = 0) -> np.ndarray:
+    """The random upstream gradient g ~ N(0, 1) of a check with this ``seed``: (shape) float64."""
     # The stream is keyed by (seed, a constant) so that it never equals an input the caller
     # drew with default_rng(seed): g == x would hide errors in ops such as batch norm.
     rng = np.random.default_rng([seed, 0x67686F7374])
@@ -211,7 +213,7 @@ def check_function(fwd, bwd, *inputs, eps=1e-6, tol=1e-7, seed=0, wrt=None, **kw
     for i, (a, orig) in enumerate(zip(xs, inputs, strict=True)):
         if isinstance(a, np.ndarray) and not np.array_equal(a, orig, equal_nan=True):
             raise AssertionError(f"gradcheck: the forward pass changed input {i} in place")
-    g = _upstream(np.shape(y), seed)
+    g = upstream_gradient(np.shape(y), seed)
     g_before = g.copy()
     grads = bwd(g, cache)
     if not np.array_equal(g, g_before):
@@ -256,7 +258,7 @@ def check_module(module, x: np.ndarray, eps=1e-6, tol=1e-7, seed=0):
     restore_buffers()
     if not np.array_equal(x, x_orig, equal_nan=True):
         raise AssertionError("gradcheck: the module's forward pass changed x in place")
-    g = _upstream(np.shape(y), seed)
+    g = upstream_gradient(np.shape(y), seed)
     g_before = g.copy()
     module.zero_grad()
     dx = module.backward(g)

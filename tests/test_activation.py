@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+# name -> (forward, backward, kinks)
+from helpers import assert_close
+
 from ghostnp.functional import (
     dropout_backward,
     dropout_forward,
@@ -21,17 +24,6 @@ from ghostnp.functional import (
 )
 from ghostnp.gradcheck import check_function
 
-
-def assert_close(a, b, rtol=1e-10):
-    """max|a - b| <= rtol * max(1, max|b|): relative to the reference's scale, absolute near 0."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    err = float(np.max(np.abs(a - b)))
-    bound = rtol * max(1.0, float(np.max(np.abs(b))))
-    assert err <= bound, f"max|a - b| = {err:.3e} > {bound:.3e}"
-
-
-# name -> (forward, backward, kinks)
 ACTIVATIONS = {
     "relu": (relu_forward, relu_backward, (0.0,)),
     "relu6": (relu6_forward, relu6_backward, (0.0, 6.0)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_adjoint, inner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,15 +14,6 @@ from ghostnp.kernels import use_backend
 
 X9 = np.arange(1.0, 10.0).reshape(3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 W4 = np.array([[1.0, 2.0], [3.0, 4.0]])
-
-
-def inner(a, b) -> float:
-    return float(np.vdot(a, b))
-
-
-def assert_adjoint(lhs: float, rhs: float, scale: float, tol: float = 1e-12) -> None:
-    """lhs == rhs up to rounding, measured against ``scale`` (a sum of |terms|)."""
-    assert abs(lhs - rhs) <= tol * max(scale, 1e-300), (lhs, rhs)
 
 
 def torch_conv(torch, x, w, b, dy, stride=1, padding=0, dilation=1, groups=1):

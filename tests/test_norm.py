@@ -5,18 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_close
 
 from ghostnp.functional import batch_norm2d_backward, batch_norm2d_forward
 from ghostnp.gradcheck import check_function
-
-
-def assert_close(a, b, rtol=1e-10):
-    """max|a - b| <= rtol * max(1, max|b|): relative to the reference's scale, absolute near 0."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    err = float(np.max(np.abs(a - b)))
-    bound = rtol * max(1.0, float(np.max(np.abs(b))))
-    assert err <= bound, f"max|a - b| = {err:.3e} > {bound:.3e}"
 
 
 def bn_backward_aligned(dy, cache):
