@@ -7,17 +7,47 @@ no global figure state behind. Save one with ``fig.savefig("curves.png")``.
     from ghostnp.viz import plot_history
     fig = plot_history(history)          # loss and accuracy per epoch, train and val
     fig.savefig("curves.png", dpi=120)
+
+What there is:
+
+* training: ``plot_history`` (curves), ``plot_confusion`` (confusion matrix);
+* feature maps: ``plot_feature_maps`` (a grid), ``plot_ghost_maps`` (a Ghost module's
+  intrinsic maps beside the ghost maps made from them), ``plot_similarity`` with
+  ``most_similar_pairs`` (how alike a layer's maps are: the redundancy GhostNet
+  exploits), ``plot_attention`` (GhostNetV2's DFC gate);
+* counts: ``plot_flops`` (MACs and parameters per stage), ``plot_memory`` (activation
+  memory per stage and the memory of a training step);
+* images: ``load_image`` reads a photo as a ``(1, C, size, size)`` batch, and
+  ``visualize_main`` is ``ghostnp visualize IMAGE``: a model, optional weights, one
+  Ghost module's maps written to a PNG.
 """
 
 from __future__ import annotations
 
+import json
+import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["plot_history"]
+__all__ = [
+    "plot_history",
+    "plot_feature_maps",
+    "plot_ghost_maps",
+    "cosine_similarity",
+    "most_similar_pairs",
+    "plot_similarity",
+    "plot_flops",
+    "plot_memory",
+    "confusion_matrix",
+    "plot_confusion",
+    "plot_attention",
+    "load_image",
+    "visualize_main",
+]
 
 
 def _as_dict(history) -> Mapping:
@@ -62,3 +92,696 @@ def plot_history(history, title: str | None = None) -> Figure:
     if title:
         fig.suptitle(title)
     return fig
+
+
+# -- feature maps ------------------------------------------------------------------------
+
+
+def _as_maps(maps, what: str) -> np.ndarray:
+    """``(C, H, W)`` or one image's ``(1, C, H, W)`` as a float64 ``(C, H, W)`` array."""
+    a = np.asarray(maps)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 3 or 0 in a.shape:
+        raise ValueError(
+            f"{what}: expected feature maps of shape (C, H, W) or (1, C, H, W), got {a.shape}"
+        )
+    return a.astype(np.float64, copy=False)
+
+
+def _show(ax, image, title=None, cmap="viridis", **kwargs):
+    """One map on one axes, without ticks."""
+    ax.imshow(image, cmap=cmap, interpolation="nearest", **kwargs)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+
+
+def plot_feature_maps(maps, ncols: int = 8, title: str | None = None, cmap="viridis") -> Figure:
+    """A grid of feature maps, one axes per channel, each on its own colour scale.
+
+    ``maps`` is ``(C, H, W)`` (or ``(1, C, H, W)``, one image of a batch), e.g. what
+    :func:`ghostnp.nn.record` captured. Returns a Figure with ``C`` axes, ``ncols`` per
+    row, titled by channel index.
+    """
+    a = _as_maps(maps, "plot_feature_maps")
+    if not isinstance(ncols, (int, np.integer)) or ncols < 1:
+        raise ValueError(f"plot_feature_maps: ncols must be an int >= 1, got {ncols!r}")
+    c = a.shape[0]
+    cols = min(int(ncols), c)
+    rows = -(-c // cols)
+    fig = Figure(figsize=(1.4 * cols, 1.45 * rows + (0.4 if title else 0)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        if i < c:
+            _show(ax, a[i], str(i), cmap)
+        else:
+            ax.remove()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _pick_channels(maps: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` channels with the largest spatial standard deviation, in index order."""
+    n = min(n, maps.shape[0])
+    spread = maps.reshape(maps.shape[0], -1).std(axis=1)
+    return np.sort(np.argsort(-spread, kind="stable")[:n])
+
+
+def plot_ghost_maps(
+    intrinsic, ghost, n: int = 8, title: str | None = None, channels=None, cmap="viridis"
+) -> Figure:
+    """Intrinsic maps of a Ghost module beside the ghost maps made from them.
+
+    ``intrinsic`` is the primary conv's output ``(m, H, W)`` and ``ghost`` the cheap
+    operation's ``(m * (s - 1), H, W)`` (either may carry a leading batch axis of 1).
+    The cheap operation is a depthwise conv with channel multiplier ``s - 1``, so ghost
+    channel ``j`` is made from intrinsic channel ``j // (s - 1)`` alone; intrinsic
+    channel ``i`` has the ghosts ``i*(s-1) .. i*(s-1) + s-2``.
+
+    Each column is one intrinsic map (top row) with its ``s - 1`` ghosts under it.
+    ``channels`` picks the intrinsic channels to show; by default the ``n`` whose maps
+    vary most (dead, all-zero maps make blank panels), in index order. Each panel has
+    its own colour scale. Returns a Figure with ``n * s`` axes.
+    """
+    x1 = _as_maps(intrinsic, "plot_ghost_maps (intrinsic)")
+    x2 = _as_maps(ghost, "plot_ghost_maps (ghost)")
+    m = x1.shape[0]
+    if x2.shape[1:] != x1.shape[1:] or x2.shape[0] % m:
+        raise ValueError(
+            f"plot_ghost_maps: ghost maps {x2.shape} do not fit intrinsic maps {x1.shape}; "
+            f"expected (m * (s - 1), H, W) with m = {m}"
+        )
+    per = x2.shape[0] // m  # s - 1 ghosts per intrinsic map
+    if per < 1:
+        raise ValueError("plot_ghost_maps: no ghost maps given")
+    if channels is None:
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"plot_ghost_maps: n must be an int >= 1, got {n!r}")
+        chosen = _pick_channels(x1, int(n))
+    else:
+        chosen = np.asarray(channels, dtype=np.intp).ravel()
+        if chosen.size == 0 or chosen.min() < 0 or chosen.max() >= m:
+            raise ValueError(
+                f"plot_ghost_maps: channels must be indices in 0..{m - 1}, got {list(chosen)}"
+            )
+    k = len(chosen)
+    fig = Figure(figsize=(1.5 * k + 0.6, 1.55 * (1 + per) + 0.5), layout="constrained")
+    axes = fig.subplots(1 + per, k, squeeze=False)
+    for col, i in enumerate(chosen):
+        _show(axes[0, col], x1[i], f"intrinsic {i}", cmap)
+        for r in range(per):
+            j = i * per + r
+            _show(axes[1 + r, col], x2[j], f"ghost {j}", cmap)
+    axes[0, 0].set_ylabel("intrinsic\n(primary conv)", fontsize=8)
+    for r in range(per):
+        axes[1 + r, 0].set_ylabel("ghost\n(cheap dw conv)", fontsize=8)
+    fig.suptitle(
+        title or f"{k} of {m} intrinsic maps and the ghost maps made from them (s = {per + 1})"
+    )
+    return fig
+
+
+def cosine_similarity(maps, center: bool = False) -> np.ndarray:
+    """``(C, C)`` cosine similarity of the flattened maps ``(C, H, W)``.
+
+    With ``center=True`` each map's mean is subtracted first (Pearson correlation).
+    A map that is zero everywhere (a dead ReLU channel) has no direction: its row and
+    column are NaN.
+    """
+    a = _as_maps(maps, "cosine_similarity")
+    f = a.reshape(a.shape[0], -1)
+    if center:
+        f = f - f.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(f, axis=1)
+    scale = np.abs(f).max() if f.size else 0.0
+    dead = norm <= 1e-12 * max(scale, 1e-300) * np.sqrt(f.shape[1])
+    unit = f / np.where(dead, 1.0, norm)[:, None]
+    s = np.clip(unit @ unit.T, -1.0, 1.0)
+    s[dead, :] = np.nan
+    s[:, dead] = np.nan
+    return s
+
+
+def most_similar_pairs(maps, top: int = 6, center: bool = False) -> list[tuple[int, int, float]]:
+    """The ``top`` most similar pairs of maps as ``(i, j, cos)`` with ``i < j``, most
+    similar first (ties by index). Maps that are zero everywhere are left out.
+    """
+    if not isinstance(top, (int, np.integer)) or top < 1:
+        raise ValueError(f"most_similar_pairs: top must be an int >= 1, got {top!r}")
+    s = cosine_similarity(maps, center=center)
+    i, j = np.triu_indices(s.shape[0], k=1)
+    cos = s[i, j]
+    keep = ~np.isnan(cos)
+    i, j, cos = i[keep], j[keep], cos[keep]
+    order = np.lexsort((j, i, -cos))[: int(top)]
+    return [(int(i[k]), int(j[k]), float(cos[k])) for k in order]
+
+
+def plot_similarity(maps, top: int = 6, center: bool = False, cmap="viridis") -> Figure:
+    """How alike a layer's feature maps are, in the spirit of the GhostNet paper's Fig. 1.
+
+    Left: the ``(C, C)`` cosine-similarity matrix of the flattened maps (see
+    :func:`cosine_similarity`). Right: the ``top`` most similar pairs
+    (:func:`most_similar_pairs`), the two maps of each pair side by side (two pairs per
+    row when there are more than three). Returns a Figure with ``2 + 2 * p`` axes (the
+    matrix, its colour bar, and two per pair, ``p = min(top, number of pairs)``).
+    """
+    a = _as_maps(maps, "plot_similarity")
+    s = cosine_similarity(a, center=center)
+    pairs = most_similar_pairs(a, top, center=center) if a.shape[0] > 1 else []
+    per_row = 1 if len(pairs) <= 3 else 2
+    rows = max(1, -(-len(pairs) // per_row))
+    fig = Figure(figsize=(6.5 + 2.6 * per_row, max(4.5, 1.9 * rows + 0.6)), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[6.5, 2.6 * per_row])
+    ax = left.subplots()
+    low = np.nanmin(s) if np.isfinite(s).any() else 0.0
+    im = ax.imshow(s, cmap="magma", vmin=low, vmax=1)
+    ax.set_xlabel("channel j")
+    ax.set_ylabel("channel i")
+    ax.set_title(f"cosine similarity of {a.shape[0]} maps" + (" (centred)" if center else ""))
+    left.colorbar(im, ax=ax, shrink=0.8)
+    if pairs:
+        axes = right.subplots(rows, 2 * per_row, squeeze=False)
+        for k, (i, j, c) in enumerate(pairs):
+            r, col = divmod(k, per_row)
+            _show(axes[r, 2 * col], a[i], f"map {i}", cmap)
+            _show(axes[r, 2 * col + 1], a[j], f"map {j}", cmap)
+            axes[r, 2 * col].set_ylabel(f"cos {c:.3f}", fontsize=8)
+        for k in range(len(pairs), rows * per_row):
+            r, col = divmod(k, per_row)
+            axes[r, 2 * col].remove()
+            axes[r, 2 * col + 1].remove()
+        right.suptitle(f"the {len(pairs)} most similar pairs", fontsize=10)
+    return fig
+
+
+# -- counts and memory -------------------------------------------------------------------
+
+
+def _group_names(names) -> list[str]:
+    """Stage of each layer path: ``blocks.3`` for ``blocks.3.0.ghost1...`` (a container of
+    numbered containers, as GhostNet's ``blocks``), else the first path component."""
+    paths = [n.split(":")[0] for n in names]
+    first = {}
+    for p in paths:
+        parts = p.split(".")
+        nested = len(parts) >= 3 and parts[1].isdigit() and parts[2].isdigit()
+        first[parts[0]] = first.get(parts[0], True) and nested
+    out = []
+    for p in paths:
+        parts = p.split(".")
+        out.append(f"{parts[0]}.{parts[1]}" if first[parts[0]] else (parts[0] or "(root)"))
+    return out
+
+
+def _sum_groups(keys, columns) -> tuple[list[str], list[np.ndarray]]:
+    """Sum ``columns`` over consecutive runs of equal ``keys``."""
+    names, sums = [], [[] for _ in columns]
+    for idx, key in enumerate(keys):
+        if not names or names[-1] != key:
+            names.append(key)
+            for s in sums:
+                s.append(0)
+        for s, col in zip(sums, columns, strict=True):
+            s[-1] += col[idx]
+    return names, [np.asarray(s, dtype=np.float64) for s in sums]
+
+
+def _flop_table(data, by: str):
+    """``(names, macs, params, activation_bytes, label)`` from a Summary or a list of
+    Row / Stage objects."""
+    if by not in ("stage", "layer"):
+        raise ValueError(f"by must be 'stage' or 'layer', got {by!r}")
+    label = getattr(data, "count_label", "MACs")
+    if hasattr(data, "rows") and hasattr(data, "total_macs"):  # a Summary
+        if by == "stage":
+            items = data.stages if data.stages is not None else data._stages_now()
+        else:
+            items = data.rows
+    else:
+        items = list(data)
+    if not items or not all(hasattr(r, "macs") and hasattr(r, "params") for r in items):
+        raise TypeError(
+            "expected a ghostnp.profile.Summary or a non-empty list of its rows or stages"
+        )
+    names = [r.name for r in items]
+    cols = [
+        [r.macs for r in items],
+        [r.params for r in items],
+        [getattr(r, "activation_bytes", 0) for r in items],
+    ]
+    is_stage = hasattr(items[0], "layers")
+    if by == "stage" and not is_stage:
+        names, sums = _sum_groups(_group_names(names), cols)
+    else:
+        sums = [np.asarray(c, dtype=np.float64) for c in cols]
+    return names, sums[0], sums[1], sums[2], label
+
+
+def _bars(ax, names, values, scale, unit, colour):
+    x = np.arange(len(names))
+    bars = ax.bar(x, values / scale, color=colour)
+    ax.set_xticks(x, names, rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel(unit)
+    ax.grid(True, axis="y", alpha=0.3)
+    return bars
+
+
+def plot_flops(summary_or_rows, by: str = "stage", title: str | None = None) -> Figure:
+    """Bar charts of multiply-adds (top) and parameters (bottom) per stage or per layer.
+
+    ``summary_or_rows`` is a :class:`ghostnp.profile.Summary` (from
+    ``summary(model, shape)``), or a list of its rows or stages. ``by="stage"`` sums the
+    layers of each stage (``blocks.i`` for GhostNet, the top-level child otherwise);
+    ``by="layer"`` draws every row. Stages with neither operations nor parameters
+    (activations, pooling, flatten) are left out. Returns a Figure with two axes.
+    """
+    names, macs, params, _, label = _flop_table(summary_or_rows, by)
+    keep = (macs > 0) | (params > 0)
+    names = [n for n, k in zip(names, keep, strict=True) if k]
+    macs, params = macs[keep], params[keep]
+    fig = Figure(figsize=(max(6.0, 0.45 * len(names) + 2), 6.5), layout="constrained")
+    ax_m, ax_p = fig.subplots(2, 1)
+    _bars(ax_m, names, macs, 1e6, f"{label} (millions)", "C0")
+    _bars(ax_p, names, params, 1e6, "parameters (millions)", "C1")
+    ax_m.set_title(f"{label} per {by}: total {macs.sum() / 1e6:,.2f}M")
+    ax_p.set_title(f"parameters per {by}: total {params.sum() / 1e6:,.3f}M")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_memory(report, by: str = "stage", title: str | None = None) -> Figure:
+    """Activation memory per stage (left) and the memory of a training step (right).
+
+    ``report`` is a :class:`ghostnp.profile.MemoryReport` (``memory(model, shape)``,
+    which counts every operation's output, inline ones included), a
+    :class:`ghostnp.profile.Summary`, or a list of rows. Bytes are for the report's
+    whole batch, drawn in MiB. The right-hand axes splits one training step into
+    parameters, gradients, input and activations; it is drawn for a MemoryReport or a
+    Summary (two axes), not for a bare list (one axes).
+    """
+    if by not in ("stage", "layer"):
+        raise ValueError(f"plot_memory: by must be 'stage' or 'layer', got {by!r}")
+    totals = None
+    if hasattr(report, "training_bytes"):  # MemoryReport
+        rows = report.rows
+        names = [r.name for r in rows]
+        values = np.asarray([r.bytes for r in rows], dtype=np.float64)
+        if by == "stage":
+            names, (values,) = _sum_groups(_group_names(names), [values])
+        totals = {
+            "parameters": report.param_bytes,
+            "gradients": report.grad_bytes,
+            "input": report.input_bytes,
+            "activations": report.activation_bytes,
+        }
+        batch = report.input_shape[0]
+    else:
+        names, _, _, values, _ = _flop_table(report, by)
+        batch = None
+        if hasattr(report, "param_bytes"):  # Summary
+            itemsize = report.param_bytes // max(report.total_params, 1) or 4
+            totals = {
+                "parameters": report.param_bytes,
+                "gradients": report.param_bytes,
+                "input": int(np.prod(report.input_shape)) * itemsize,
+                "activations": report.activation_bytes,
+            }
+            batch = report.input_shape[0]
+    keep = values > 0
+    names = [n for n, k in zip(names, keep, strict=True) if k]
+    values = values[keep]
+    mib = 1024.0**2
+    width = max(6.0, 0.4 * len(names) + 2)
+    fig = Figure(figsize=(width + (4 if totals else 0), 4.5), layout="constrained")
+    if totals:
+        ax, ax_t = fig.subplots(1, 2, width_ratios=[width, 4])
+    else:
+        ax = fig.subplots()
+    _bars(ax, names, values, mib, "activation memory (MiB)", "C2")
+    where = "" if batch is None else f", batch of {batch}"
+    ax.set_title(f"activations kept for backward per {by}{where}: {values.sum() / mib:,.1f} MiB")
+    if totals:
+        labels = list(totals)
+        vals = np.asarray([totals[k] for k in labels], dtype=np.float64) / mib
+        bars = ax_t.bar(labels, vals, color=["C1", "C3", "C7", "C2"])
+        ax_t.bar_label(bars, [f"{v:,.1f}" for v in vals], fontsize=8)
+        ax_t.set_ylabel("MiB")
+        ax_t.tick_params(axis="x", labelrotation=30)
+        ax_t.set_title(f"one training step: {vals.sum():,.1f} MiB")
+        ax_t.grid(True, axis="y", alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+# -- classification ----------------------------------------------------------------------
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """``(K, K)`` int64 counts: entry ``[t, p]`` is how many samples of class ``t`` were
+    predicted as ``p``."""
+    t = np.asarray(y_true).ravel()
+    p = np.asarray(y_pred).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"confusion_matrix: {t.size} labels but {p.size} predictions")
+    for name, a in (("y_true", t), ("y_pred", p)):
+        if a.size and (a.dtype.kind not in "iu" or a.min() < 0 or a.max() >= num_classes):
+            raise ValueError(
+                f"confusion_matrix: {name} must hold integer labels in 0..{num_classes - 1}"
+            )
+    m = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(m, (t, p), 1)
+    return m
+
+
+def plot_confusion(y_true, y_pred, classes, title: str | None = None) -> Figure:
+    """Confusion matrix: rows are the true classes, columns the predicted ones.
+
+    ``classes`` is the list of class names (or their number). Cells show counts and are
+    coloured by the fraction of their row, so the diagonal is each class's recall.
+    Returns a Figure with two axes (the matrix and its colour bar).
+    """
+    if isinstance(classes, (int, np.integer)):
+        classes = [str(c) for c in range(int(classes))]
+    names = [str(c) for c in classes]
+    k = len(names)
+    m = confusion_matrix(y_true, y_pred, k)
+    frac = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    fig = Figure(figsize=(0.45 * k + 3, 0.45 * k + 2.4), layout="constrained")
+    ax = fig.subplots()
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for t in range(k):
+        for p in range(k):
+            if m[t, p]:
+                colour = "white" if frac[t, p] > 0.5 else "black"
+                ax.text(p, t, str(m[t, p]), ha="center", va="center", fontsize=8, color=colour)
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 2 else 0)
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    acc = np.trace(m) / max(m.sum(), 1)
+    ax.set_title(title or f"{m.sum()} samples, accuracy {acc:.3f}")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of the true class")
+    return fig
+
+
+# -- GhostNetV2 attention ------------------------------------------------------------------
+
+
+def _image_hwc(image) -> np.ndarray:
+    a = np.asarray(image, dtype=np.float64)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3 and a.shape[0] in (1, 3):
+        a = a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
+    if a.ndim not in (2, 3):
+        raise ValueError(f"expected an image (C, H, W) or (H, W), got {np.shape(image)}")
+    lo, hi = a.min(), a.max()
+    return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
+def plot_attention(gate, image=None, channels: int = 4, title: str | None = None) -> Figure:
+    """A GhostNetV2 DFC attention gate (``GhostModuleV2.attention_map()``).
+
+    ``gate`` is ``(N, C, H, W)`` (the first image is drawn) or ``(C, H, W)``, values in
+    (0, 1): the factor by which each output of the Ghost module is multiplied. Panels:
+    the input ``image`` if given, the gate averaged over channels, and the ``channels``
+    channels whose gate varies most. Each panel has its own colour scale; its title
+    gives the range. Returns a Figure with ``channels + 1`` axes (+ 1 with an image).
+    """
+    g = np.asarray(gate, dtype=np.float64)
+    if g.ndim == 4:
+        g = g[0]
+    g = _as_maps(g, "plot_attention")
+    shown = _pick_channels(g, max(int(channels), 0)) if channels else []
+    panels = []
+    if image is not None:
+        panels.append(("input", _image_hwc(image), "gray"))
+    mean = g.mean(axis=0)
+    panels.append((f"mean over {g.shape[0]} channels", mean, "magma"))
+    panels += [(f"channel {c}", g[c], "magma") for c in shown]
+    fig = Figure(figsize=(2.3 * len(panels), 2.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (name, a, cmap) in zip(axes, panels, strict=True):
+        if name == "input":
+            _show(ax, a, name, cmap if a.ndim == 2 else None)
+        else:
+            _show(ax, a, f"{name}\n[{a.min():.3f}, {a.max():.3f}]", cmap)
+    fig.suptitle(title or f"DFC attention gate, {g.shape[1]}x{g.shape[2]}")
+    return fig
+
+
+# -- images from files and `ghostnp visualize` ----------------------------------------------
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def load_image(path, size: int = 224, channels: int = 3) -> np.ndarray:
+    """Read an image file as a float32 batch of one, ``(1, channels, size, size)`` in [0, 1].
+
+    Any file ``matplotlib.image.imread`` reads works (PNG natively; JPEG and others
+    through Pillow). The largest centred square is cut out, averaged over blocks of
+    ``f x f`` pixels when it is at least twice ``size`` (``f`` = side // size; this keeps
+    fine detail from aliasing), then resized to ``size`` by bilinear interpolation
+    (:func:`ghostnp.data.transforms.resize`). ``channels=1`` converts to grey
+    (0.299 R + 0.587 G + 0.114 B); ``channels=3`` repeats a grey image. Transparent
+    pixels are blended onto white. A missing file raises FileNotFoundError, a file that
+    is not an image ValueError, both naming the file.
+    """
+    from matplotlib import image as mpimg
+
+    from .data.transforms import resize
+
+    path = Path(path)
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+        raise ValueError(f"load_image: size must be an int >= 1, got {size!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"load_image: channels must be 1 or 3, got {channels!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path}")
+    try:
+        a = np.asarray(mpimg.imread(path))
+    except Exception as e:  # Pillow and the PNG reader raise several types
+        raise ValueError(
+            f"{path}: not an image that can be read ({type(e).__name__}: {e})"
+        ) from None
+    if a.dtype.kind in "ui":
+        a = a.astype(np.float64) / np.iinfo(a.dtype).max
+    elif a.dtype.kind == "f":
+        a = a.astype(np.float64)
+    else:
+        raise ValueError(f"{path}: unsupported pixel type {a.dtype}")
+    if a.ndim == 3 and a.shape[2] == 2:  # grey + alpha
+        a = a[:, :, :1] * a[:, :, 1:] + (1.0 - a[:, :, 1:])
+    if a.ndim == 3 and a.shape[2] == 4:  # RGBA: blend onto white
+        a = a[:, :, :3] * a[:, :, 3:] + (1.0 - a[:, :, 3:])
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3) or min(a.shape[:2]) < 1:
+        raise ValueError(f"{path}: expected a grey, RGB or RGBA image, got an array of {a.shape}")
+    a = np.clip(np.nan_to_num(a), 0.0, 1.0)
+    h, w = a.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    a = np.moveaxis(a[top : top + side, left : left + side], -1, 0)  # (C, side, side)
+    f = side // size
+    if f >= 2:
+        s = (side // f) * f
+        a = a[:, :s, :s].reshape(a.shape[0], s // f, f, s // f, f).mean(axis=(2, 4))
+    if a.shape[1] != size:
+        a = resize(a, size)
+    if channels == 1 and a.shape[0] == 3:
+        a = np.tensordot(np.array([0.299, 0.587, 0.114]), a, axes=1)[None]
+    elif channels == 3 and a.shape[0] == 1:
+        a = np.repeat(a, 3, axis=0)
+    return np.clip(a, 0.0, 1.0).astype(np.float32)[None]
+
+
+DEFAULT_VISUALIZE_MODEL = "ghostnet_100"
+
+
+class _StopForward(Exception):
+    """Raised by a hook once the chosen layer has run: the rest of the network is skipped."""
+
+
+def _peek_weights(path: Path):
+    """``(state dict, meta, is_checkpoint)`` of a ghostnp checkpoint or a weights file."""
+    from .checkpoint import FORMAT
+    from .interop import read_state_dict
+
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            files = list(z.files)
+            if "format" in files and str(z["format"][()]) == FORMAT:
+                state = {k[len("model/") :]: z[k] for k in files if k.startswith("model/")}
+                try:
+                    meta = json.loads(str(z["meta"][()]))
+                except (KeyError, ValueError):
+                    meta = {}
+                return state, meta if isinstance(meta, dict) else {}, True
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError):
+        pass  # not an .npz: a PyTorch file, or something read_state_dict will reject
+    return read_state_dict(path), {}, False
+
+
+def _model_spec(name, width=None):
+    """``(name, width)`` for a model name (width only for "ghostnet"/"ghostnetv2");
+    unknown names raise ValueError listing the known ones."""
+    from .models import MODELS
+
+    names = ["ghostnet", "ghostnetv2", *MODELS]
+    if name not in names:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(names)}")
+    return name, (None if name not in ("ghostnet", "ghostnetv2") else (width or 1.0))
+
+
+def _build(name, width, in_chans, num_classes):
+    from .models import MODELS, ghostnet, ghostnetv2
+
+    kwargs = {"in_chans": in_chans, "num_classes": num_classes}
+    if name == "ghostnet":
+        return ghostnet(width, **kwargs)
+    if name == "ghostnetv2":
+        return ghostnetv2(width, **kwargs)
+    return MODELS[name](**kwargs)
+
+
+def _shapes_from_state(net, state) -> tuple[int | None, int | None]:
+    """(in_chans, num_classes) that the weights in ``state`` were made for: the input
+    channels of the model's first conv and the outputs of its last linear layer."""
+    mine = net.state_dict()
+    convs = [k for k, v in mine.items() if k.endswith("weight") and np.ndim(v) == 4]
+    linears = [k for k, v in mine.items() if k.endswith("weight") and np.ndim(v) == 2]
+    in_chans = num_classes = None
+    if convs and convs[0] in state and np.ndim(state[convs[0]]) == 4:
+        in_chans = int(state[convs[0]].shape[1])
+    if linears and linears[-1] in state and np.ndim(state[linears[-1]]) == 2:
+        num_classes = int(state[linears[-1]].shape[0])
+    return in_chans, num_classes
+
+
+def _label(name, width) -> str:
+    return name if width is None else f"{name} (width {width:g})"
+
+
+def visualize_main(
+    image,
+    model: str = DEFAULT_VISUALIZE_MODEL,
+    checkpoint=None,
+    layer: str | None = None,
+    out="ghost_maps.png",
+    size: int = 224,
+) -> Path:
+    """Draw one Ghost module's intrinsic and ghost maps for an image; the job behind
+    ``ghostnp visualize``. Returns the path of the PNG written.
+
+    ``model`` is "ghostnet" / "ghostnetv2" (width 1.0) or a name in
+    ``ghostnp.models.MODELS``. ``checkpoint`` (optional) is read as a ghostnp checkpoint
+    (``.npz`` from :func:`ghostnp.save_checkpoint` or ``ghostnp train``) if it is one,
+    else as a weights file through :func:`ghostnp.interop.load_torch_weights` (``.pth``,
+    ``.pt`` or a plain ``.npz`` state dict). The model is built for the weights: its
+    input channels and classes follow them, and a checkpoint written by ``ghostnp train``
+    also names its model and width, which are used unless another ``model`` than the
+    default is asked for. Without a checkpoint the weights are random.
+
+    ``layer`` is a Ghost module's path (``blocks.1.0.ghost1``); by default the first
+    with at least 8 intrinsic maps. An unknown path raises ValueError listing valid
+    ones. The image is read by :func:`load_image` at ``size`` (grey for a one-channel
+    model) and, for 3-channel weights from a PyTorch-format file, normalised with
+    ImageNet's mean and std as those models were trained. The network runs in eval
+    mode up to that layer; :func:`plot_ghost_maps` draws the result into ``out``.
+    """
+    from .checkpoint import load_checkpoint
+    from .interop import load_torch_weights
+    from .nn.ghost import GhostModule
+    from .nn.record import ghost_paths, record
+
+    name, width = _model_spec(model)
+    state, meta, is_checkpoint = None, {}, False
+    if checkpoint is not None:
+        state, meta, is_checkpoint = _peek_weights(Path(checkpoint))
+        config = meta.get("config")
+        if model == DEFAULT_VISUALIZE_MODEL and isinstance(config, dict) and config.get("model"):
+            name, width = _model_spec(config["model"], config.get("width"))
+    image_path = Path(image)
+    if not image_path.is_file():  # before building a large model
+        raise FileNotFoundError(f"no image file at {image_path}")
+
+    in_chans, num_classes = 3, 1000
+    if state is not None:
+        probe = _build(name, width, in_chans, num_classes)
+        found_chans, found_classes = _shapes_from_state(probe, state)
+        in_chans = found_chans or in_chans
+        num_classes = found_classes or num_classes
+    net = _build(name, width, in_chans, num_classes)
+    if checkpoint is not None:
+        try:
+            if is_checkpoint:
+                load_checkpoint(checkpoint, net)
+            else:
+                load_torch_weights(net, checkpoint)
+        except ValueError as e:  # keys or shapes that do not fit: say which model was tried
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ValueError(
+                f"the weights in {checkpoint} do not fit {_label(name, width)} ({first}); "
+                "choose the model they were made for with model= (--model)"
+            ) from e
+
+    modules = dict(net.named_modules())
+    paths = ghost_paths(net)
+    if not paths:
+        raise ValueError(f"model {name!r} has no Ghost module to visualize")
+    if layer is None:
+        wide = [p for p in paths if modules[p].init_channels >= 8]
+        layer = wide[0] if wide else max(paths, key=lambda p: modules[p].init_channels)
+    elif not isinstance(modules.get(layer), GhostModule):
+        shown = ", ".join(paths[:6])
+        raise ValueError(
+            f"{layer!r} is not a Ghost module of {name}; valid layers include {shown}, ... "
+            f"({len(paths)} in all)"
+        )
+
+    x = load_image(image_path, size, channels=in_chans)
+    if in_chans == 3 and checkpoint is not None and not is_checkpoint:
+        mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)[:, None, None]
+        std = np.asarray(IMAGENET_STD, dtype=np.float32)[:, None, None]
+        x = (x - mean) / std
+    x = x.astype(net.parameters()[0].data.dtype, copy=False)  # float64 models too
+
+    def stop(module, inputs, output):
+        raise _StopForward
+
+    net.eval()
+    keys = [f"{layer}.primary_conv", f"{layer}.cheap_operation"]
+    with record(net, keys) as rec:
+        handle = modules[layer].register_forward_hook(stop)
+        try:
+            net(x)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+    intrinsic, ghost = rec[keys[0]][0], rec[keys[1]][0]
+
+    label = _label(name, width)
+    source = "random weights" if checkpoint is None else Path(checkpoint).name
+    fig = plot_ghost_maps(
+        intrinsic,
+        ghost,
+        n=8,
+        title=f"{label}, {source}: {layer} on {image_path.name} ({size}x{size})",
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out
