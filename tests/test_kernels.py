@@ -235,3 +235,137 @@ def test_backend_selection():
     with pytest.raises(ValueError, match="expected one of"):
         set_backend("cuda")
     assert get_backend() == before
+
+
+# ----------------------------------------------------------------------------------
+# the unpadded interface: x plus (ph, pw), which the Numba kernels pad virtually.
+# Every GhostNet layer takes the "phase" kernels this way (the input is no larger
+# than the output times the stride); other geometries fall back to the plain loops.
+# ----------------------------------------------------------------------------------
+
+
+def out_size(size, k, s, d, p):
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def unpadded_case(n, c, m, k, s, d, p, size, dtype=np.float64, seed=0):
+    """(args, x, w, dy, geometry) for a depthwise / dense problem on an unpadded input."""
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw), (h, wd) = k, s, d, p, size
+    ho, wo = out_size(h, kh, sh, dh, ph), out_size(wd, kw, sw, dw, pw)
+    r = np.random.default_rng(seed)
+    x = r.standard_normal((n, c, h, wd)).astype(dtype)
+    w = r.standard_normal((c * m, kh, kw)).astype(dtype)
+    dy = r.standard_normal((n, c * m, ho, wo)).astype(dtype)
+    cols = r.standard_normal((n, c, kh, kw, ho, wo)).astype(dtype)
+    return x, w, dy, cols, (kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)
+
+
+def run_unpadded(mod, x, w, dy, cols, geom):
+    """Every kernel of one implementation through the unpadded interface."""
+    kh, kw, sh, sw, dh, dw, ho, wo, ph, pw = geom
+    n, c, h, wd = x.shape
+    hp, wp = h + 2 * ph, wd + 2 * pw
+    dx2, dw2 = mod.depthwise_backward(dy, x, w, sh, sw, dh, dw, ph, pw)
+    return {
+        "im2col": mod.im2col(x, kh, kw, sh, sw, dh, dw, ho, wo, ph, pw),
+        "col2im": mod.col2im(cols, hp, wp, sh, sw, dh, dw, ph, pw),
+        "depthwise_forward": mod.depthwise_forward(x, w, sh, sw, dh, dw, ho, wo, ph, pw),
+        "depthwise_backward_input": mod.depthwise_backward_input(
+            dy, w, c, hp, wp, sh, sw, dh, dw, ph, pw
+        ),
+        "depthwise_backward_weight": mod.depthwise_backward_weight(
+            dy, x, kh, kw, sh, sw, dh, dw, ph, pw
+        ),
+        "depthwise_backward.dx": dx2,
+        "depthwise_backward.dw": dw2,
+    }
+
+
+def assert_unpadded_equal(case, tol=1e-12):
+    x, w, dy, cols, geom = case
+    ref = run_unpadded(reference, *case)
+    fast = run_unpadded(nbk, *case)
+    n, c, h, wd = x.shape
+    for name, r in ref.items():
+        assert fast[name].shape == r.shape, name
+        assert fast[name].dtype == r.dtype == x.dtype, name
+        assert rel_error(fast[name], r) < tol, (name, geom)
+    # gradients come back cropped to the unpadded input
+    assert ref["col2im"].shape == ref["depthwise_backward_input"].shape == x.shape
+
+
+# (N, C, M, k, s, d, p, size): GhostNet's own geometries, small, plus the corner cases of
+# the phase kernels (odd sizes at stride 2, a multiplier, one image, an odd batch)
+PHASE_CASES = {
+    "3x3 s1 same": (2, 5, 1, (3, 3), (1, 1), (1, 1), (1, 1), (7, 7)),
+    "3x3 s1 same, 3 images": (3, 4, 1, (3, 3), (1, 1), (1, 1), (1, 1), (6, 5)),
+    "3x3 s2 even": (2, 3, 1, (3, 3), (2, 2), (1, 1), (1, 1), (8, 8)),
+    "3x3 s2 odd": (1, 3, 1, (3, 3), (2, 2), (1, 1), (1, 1), (7, 9)),
+    "5x5 s2 even": (2, 4, 1, (5, 5), (2, 2), (1, 1), (2, 2), (8, 6)),
+    "5x5 s2 odd": (3, 2, 1, (5, 5), (2, 2), (1, 1), (2, 2), (9, 7)),
+    "5x5 s1 same": (2, 3, 1, (5, 5), (1, 1), (1, 1), (2, 2), (6, 6)),
+    "multiplier 2": (2, 3, 2, (3, 3), (1, 1), (1, 1), (1, 1), (5, 6)),
+    "multiplier 3, s2": (2, 2, 3, (3, 3), (2, 2), (1, 1), (1, 1), (6, 6)),
+    "1x1 s2": (2, 3, 1, (1, 1), (2, 2), (1, 1), (0, 0), (6, 5)),
+    "7x7 s1 (DFC-like)": (2, 2, 1, (1, 5), (1, 1), (1, 1), (0, 2), (4, 9)),
+    "dilated": (2, 3, 1, (3, 3), (1, 1), (2, 2), (2, 2), (7, 6)),
+    "no padding (falls back)": (2, 3, 1, (3, 3), (1, 1), (1, 1), (0, 0), (6, 6)),
+    "1 pixel": (2, 3, 1, (3, 3), (1, 1), (1, 1), (1, 1), (1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", list(PHASE_CASES))
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_unpadded_interface_numba_equals_reference(name, dtype, tol):
+    assert_unpadded_equal(unpadded_case(*PHASE_CASES[name], dtype=dtype), tol)
+
+
+@pytest.mark.parametrize("stack", [1, 30, 2048])
+@pytest.mark.parametrize("name", ["3x3 s1 same, 3 images", "5x5 s2 odd", "multiplier 3, s2"])
+def test_phase_kernels_any_blocking_and_threading(monkeypatch, name, stack):
+    # channels per work item (STACK) and the parallel split must not change a single bit
+    case = unpadded_case(*PHASE_CASES[name])
+    monkeypatch.setattr(nbk, "STACK", stack)
+    one = run_unpadded(nbk, *case)
+    monkeypatch.setattr(nbk, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(nbk, "WORKQUEUE_MIN_WORK", 0)
+    par = run_unpadded(nbk, *case)
+    ref = run_unpadded(reference, *case)
+    for k in ref:
+        assert np.array_equal(one[k], par[k]), k
+        assert rel_error(one[k], ref[k]) < 1e-12, k
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    dims=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 2)),
+    kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    pad=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_property_unpadded_numba_equals_reference(dims, kernel, stride, dilation, pad, size, seed):
+    k, s, d, p = kernel, stride, dilation, pad
+    for i in range(2):  # only geometries with at least one output pixel
+        if out_size(size[i], k[i], s[i], d[i], p[i]) < 1:
+            return
+    assert_unpadded_equal(unpadded_case(*dims, k, s, d, p, size, seed=seed))
+
+
+def test_unpadded_adjoints():
+    # <D x, g> = <x, D_x^T g> = <w, D_w^T g> and <im2col x, c> = <x, col2im c>, padding
+    # included, on a stride-2 odd-sized problem
+    x, w, dy, cols, geom = unpadded_case(*PHASE_CASES["5x5 s2 odd"])
+    kh, kw, sh, sw, dh, dw, ho, wo, ph, pw = geom
+    h, wd = x.shape[2:]
+    y = nbk.depthwise_forward(x, w, sh, sw, dh, dw, ho, wo, ph, pw)
+    dx, dwt = nbk.depthwise_backward(dy, x, w, sh, sw, dh, dw, ph, pw)
+    lhs = np.vdot(y, dy)
+    scale = np.sum(np.abs(y * dy))
+    assert abs(lhs - np.vdot(x, dx)) <= 1e-12 * scale
+    assert abs(lhs - np.vdot(w, dwt)) <= 1e-12 * scale
+    c6 = nbk.im2col(x, kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)
+    back = nbk.col2im(cols, h + 2 * ph, wd + 2 * pw, sh, sw, dh, dw, ph, pw)
+    assert abs(np.vdot(c6, cols) - np.vdot(x, back)) <= 1e-12 * np.sum(np.abs(c6 * cols))

@@ -14,6 +14,8 @@ Backward, with dy reshaped to (N, G, O/G, L):
     db    = sum over n, h, w of dy              # (O,)
 
 A 1x1 convolution without padding needs no im2col: its columns are the input pixels.
+The kernels pad virtually (im2col reads zeros outside x, col2im drops what falls on
+the padding), so neither pad(x) nor the padded gradient is ever materialised.
 """
 
 from __future__ import annotations
@@ -71,10 +73,18 @@ def conv_geometry(op, x_shape, kernel_hw, stride, padding, dilation):
     return (sh, sw), (ph, pw), (dh, dw), (ho, wo)
 
 
-def _pad(x, ph, pw):
-    if ph == 0 and pw == 0:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+def _weight_grad(dy, cols):
+    """sum_n dy[n] @ cols[n]^T for dy (N, O, L), cols (N, K, L) -> (O, K), by whichever
+    of two BLAS routes moves less memory:
+
+    * N products into an (N, O, K) stack, then a sum over n: extra memory N*O*K;
+    * one (O, N*L) @ (N*L, K) product after transposing copies of both: (O + K)*N*L.
+    """
+    n, o, length = dy.shape
+    k = cols.shape[1]
+    if o * k <= (o + k) * length:
+        return np.matmul(dy, cols.transpose(0, 2, 1)).sum(axis=0)  # (N, O, K) -> (O, K)
+    return np.tensordot(dy, cols, axes=([0, 2], [0, 2]))  # (O, K)
 
 
 def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
@@ -115,11 +125,13 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         xs = x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
         cols = np.ascontiguousarray(xs).reshape(n, g, cg, ho * wo)  # (N, G, C/G, L)
     else:
-        xp = _pad(x, ph, pw)  # (N, C, H+2ph, W+2pw)
-        cols6 = K.im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo)  # (N, C, kh, kw, ho, wo)
+        cols6 = K.im2col(x, kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)  # (N, C, kh, kw, ho, wo)
         cols = cols6.reshape(n, g, cg * kh * kw, ho * wo)  # (N, G, K, L)
     wg = w.reshape(g, o // g, cg * kh * kw)  # (G, O/G, K)
-    y = np.matmul(wg, cols).reshape(n, o, ho, wo)  # (N, O, ho, wo)
+    if g == 1 and ho * wo == 1:  # 1x1 maps (squeeze-excite, head): one (N, K) @ (K, O)
+        y = (cols.reshape(n, -1) @ wg[0].T).reshape(n, o, 1, 1)
+    else:
+        y = np.matmul(wg, cols).reshape(n, o, ho, wo)  # (N, O, ho, wo)
     if b is not None:
         y += b.reshape(1, o, 1, 1)
     cache = Conv2dCache(
@@ -144,14 +156,18 @@ def conv2d_backward(dy, cache: Conv2dCache):
     dyg = dy.reshape(n, g, o // g, ho * wo)  # (N, G, O/G, L)
     cols = cache.cols  # (N, G, K, L)
 
-    # dW_g = sum over n and l of dy[n, g, :, l] (outer) cols[n, g, :, l]
-    dw = np.empty((g, o // g, cols.shape[2]), dtype=dy.dtype)
-    for gi in range(g):
-        dw[gi] = np.tensordot(dyg[:, gi], cols[:, gi], axes=([0, 2], [0, 2]))
-    dw = dw.reshape(w.shape)
-
     wg = w.reshape(g, o // g, -1)  # (G, O/G, K)
-    dcols = np.matmul(wg.transpose(0, 2, 1), dyg)  # (N, G, K, L)
+    if g == 1 and ho * wo == 1:  # 1x1 maps: plain matrix products over the batch
+        dy2, cols2 = dyg.reshape(n, o), cols.reshape(n, -1)  # (N, O), (N, K)
+        dw = (dy2.T @ cols2).reshape(w.shape)  # (O, K)
+        dcols = (dy2 @ wg[0]).reshape(cols.shape)  # (N, 1, K, 1)
+    else:
+        # dW_g = sum over n and l of dy[n, g, :, l] (outer) cols[n, g, :, l]
+        dw = np.empty((g, o // g, cols.shape[2]), dtype=dy.dtype)
+        for gi in range(g):
+            dw[gi] = _weight_grad(dyg[:, gi], cols[:, gi])
+        dw = dw.reshape(w.shape)
+        dcols = np.matmul(wg.transpose(0, 2, 1), dyg)  # (N, G, K, L)
     if cache.pointwise:
         dxs = dcols.reshape(n, c, ho, wo)
         if (sh, sw) == (1, 1):
@@ -161,7 +177,7 @@ def conv2d_backward(dy, cache: Conv2dCache):
             dx[:, :, ::sh, ::sw] = dxs
     else:
         dcols6 = dcols.reshape(n, c, kh, kw, ho, wo)
-        dxp = K.col2im(dcols6, h + 2 * ph, wd + 2 * pw, sh, sw, dh, dw_)
-        dx = np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + wd])
+        # the adjoint of im2col, with the padding cropped off: (N, C, H, W)
+        dx = K.col2im(dcols6, h + 2 * ph, wd + 2 * pw, sh, sw, dh, dw_, ph, pw)
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     return dx, dw, db

@@ -24,16 +24,16 @@ import numpy as np
 
 from ..errors import LayerValueError
 from ..kernels import dispatch as K
-from .conv import _pad, conv_geometry
+from .conv import conv_geometry
 from .shape import check_float, check_rank, check_same_dtype
 
 __all__ = ["DepthwiseCache", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
 
 
 class DepthwiseCache(NamedTuple):
-    """The padded input, the weight and the geometry."""
+    """The input, the weight and the geometry."""
 
-    xp: np.ndarray  # (N, C, H+2ph, W+2pw)
+    x: np.ndarray  # (N, C, H, W): the kernels pad it virtually, no padded copy is kept
     w: np.ndarray  # (C*M, 1, kh, kw)
     x_shape: tuple
     has_bias: bool
@@ -69,11 +69,11 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
     (sh, sw), (ph, pw), (dh, dw), (ho, wo) = conv_geometry(
         op, x.shape, (kh, kw), stride, padding, dilation
     )
-    xp = _pad(x, ph, pw)
-    y = K.depthwise_forward(xp, w.reshape(o, kh, kw), sh, sw, dh, dw, ho, wo)
+    # the kernel reads x as if zero-padded by (ph, pw): xp = pad(x) is never materialised
+    y = K.depthwise_forward(x, w.reshape(o, kh, kw), sh, sw, dh, dw, ho, wo, ph, pw)
     if b is not None:
         y += b.reshape(1, o, 1, 1)
-    cache = DepthwiseCache(xp, w, x.shape, b is not None, (sh, sw), (ph, pw), (dh, dw), (ho, wo))
+    cache = DepthwiseCache(x, w, x.shape, b is not None, (sh, sw), (ph, pw), (dh, dw), (ho, wo))
     return y, cache
 
 
@@ -89,8 +89,8 @@ def depthwise_conv2d_backward(dy, cache: DepthwiseCache):
         raise LayerValueError(op, f"expected dy of shape {(n, o, ho, wo)}, got {tuple(dy.shape)}")
     (sh, sw), (ph, pw), (dh, dw_) = cache.stride, cache.padding, cache.dilation
     w3 = cache.w.reshape(o, kh, kw)
-    dxp = K.depthwise_backward_input(dy, w3, c, h + 2 * ph, wd + 2 * pw, sh, sw, dh, dw_)
-    dx = np.ascontiguousarray(dxp[:, :, ph : ph + h, pw : pw + wd])
-    dw = K.depthwise_backward_weight(dy, cache.xp, kh, kw, sh, sw, dh, dw_).reshape(cache.w.shape)
+    # both gradients in one call; dx comes back with the padding already cropped off
+    dx, dw = K.depthwise_backward(dy, cache.x, w3, sh, sw, dh, dw_, ph, pw)
+    dw = dw.reshape(cache.w.shape)
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
     return dx, dw, db

@@ -76,21 +76,26 @@ def _c(a):
     return a if a.flags.c_contiguous else a.copy()
 
 
-def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
-    return _module().im2col(_c(xp), kh, kw, sh, sw, dh, dw, ho, wo)
+def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
+    return _module().im2col(_c(xp), kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)
 
 
-def col2im(cols, hp, wp, sh, sw, dh, dw):
-    return _module().col2im(_c(cols), hp, wp, sh, sw, dh, dw)
+def col2im(cols, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
+    return _module().col2im(_c(cols), hp, wp, sh, sw, dh, dw, ph, pw)
 
 
-def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
-    return _module().depthwise_forward(_c(xp), _c(w), sh, sw, dh, dw, ho, wo)
+def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
+    return _module().depthwise_forward(_c(xp), _c(w), sh, sw, dh, dw, ho, wo, ph, pw)
 
 
-def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
-    return _module().depthwise_backward_input(_c(dy), _c(w), c, hp, wp, sh, sw, dh, dw)
+def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
+    return _module().depthwise_backward_input(_c(dy), _c(w), c, hp, wp, sh, sw, dh, dw, ph, pw)
 
 
-def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
-    return _module().depthwise_backward_weight(_c(dy), _c(xp), kh, kw, sh, sw, dh, dw)
+def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph=0, pw=0):
+    return _module().depthwise_backward_weight(_c(dy), _c(xp), kh, kw, sh, sw, dh, dw, ph, pw)
+
+
+def depthwise_backward(dy, xp, w, sh, sw, dh, dw, ph=0, pw=0):
+    """Both depthwise gradients, (dxp, dw), in one call (one pass over dy with Numba)."""
+    return _module().depthwise_backward(_c(dy), _c(xp), _c(w), sh, sw, dh, dw, ph, pw)

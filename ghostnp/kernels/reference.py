@@ -1,9 +1,11 @@
 """Readable NumPy versions of ghostnp's hot loops: the ones to step through.
 
 Every function here has a twin with the same signature in ``numba.py``; both must give
-the same numbers. All inputs are already padded: ``xp`` is (N, C, Hp, Wp) and the
-functions never look outside it. Geometry: kernel (kh, kw), stride (sh, sw), dilation
-(dh, dw), output (ho, wo).
+the same numbers. The kernels work on the padded input ``xp`` (N, C, Hp, Wp) and never
+look outside it. Geometry: kernel (kh, kw), stride (sh, sw), dilation (dh, dw), output
+(ho, wo). The optional padding (ph, pw) lets a caller hand over the unpadded input
+instead: it is zero-padded here, and gradients come back cropped to the unpadded size
+(the Numba twins pad virtually, without the copy).
 
 The trick used throughout: for a fixed kernel offset (i, j), the input pixels that meet
 weight w[i, j] over all output positions form one strided slice of ``xp``:
@@ -18,17 +20,33 @@ from __future__ import annotations
 import numpy as np
 
 
+def _pad(x, ph, pw):
+    """Zero-pad the last two axes by ph rows and pw columns on each side."""
+    if ph == 0 and pw == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+def _crop(xp, ph, pw):
+    """Drop the padding again: the gradient of ``_pad``."""
+    if ph == 0 and pw == 0:
+        return xp
+    hp, wp = xp.shape[-2:]
+    return np.ascontiguousarray(xp[:, :, ph : hp - ph, pw : wp - pw])
+
+
 def _window(i, j, sh, sw, dh, dw, ho, wo):
     """The (row, col) slices of the padded input that kernel offset (i, j) touches."""
     r0, c0 = i * dh, j * dw
     return slice(r0, r0 + sh * (ho - 1) + 1, sh), slice(c0, c0 + sw * (wo - 1) + 1, sw)
 
 
-def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
+def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
     """Unfold patches: (N, C, Hp, Wp) -> cols (N, C, kh, kw, ho, wo).
 
     cols[n, c, i, j, a, b] = xp[n, c, a*sh + i*dh, b*sw + j*dw]
     """
+    xp = _pad(xp, ph, pw)
     n, c = xp.shape[:2]
     cols = np.empty((n, c, kh, kw, ho, wo), dtype=xp.dtype)
     for i in range(kh):
@@ -38,8 +56,9 @@ def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo):
     return cols
 
 
-def col2im(cols, hp, wp, sh, sw, dh, dw):
-    """Fold patches back, summing overlaps: cols (N, C, kh, kw, ho, wo) -> (N, C, Hp, Wp).
+def col2im(cols, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
+    """Fold patches back, summing overlaps: cols (N, C, kh, kw, ho, wo) -> (N, C, Hp, Wp),
+    or (N, C, Hp - 2*ph, Wp - 2*pw) with the padding cropped off.
 
     The adjoint of ``im2col``: a pixel that appeared in several patches receives the sum
     of their gradients, hence ``+=``.
@@ -50,15 +69,16 @@ def col2im(cols, hp, wp, sh, sw, dh, dw):
         for j in range(kw):
             rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
             dxp[:, :, rows, cs] += cols[:, :, i, j]
-    return dxp
+    return _crop(dxp, ph, pw)
 
 
-def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
+def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
     """Depthwise conv: xp (N, C, Hp, Wp), w (C*M, kh, kw) -> y (N, C*M, ho, wo).
 
     Output channel o reads input channel o // M (PyTorch's groups=C ordering).
     y[n, o, a, b] = sum_{i,j} w[o, i, j] * xp[n, o//M, a*sh + i*dh, b*sw + j*dw]
     """
+    xp = _pad(xp, ph, pw)
     n, c = xp.shape[:2]
     o, kh, kw = w.shape
     m = o // c
@@ -72,8 +92,9 @@ def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo):
     return y.reshape(n, o, ho, wo)
 
 
-def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
-    """Gradient w.r.t. the padded input: dy (N, C*M, ho, wo), w (C*M, kh, kw) -> (N, C, Hp, Wp)."""
+def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
+    """Gradient w.r.t. the padded input: dy (N, C*M, ho, wo), w (C*M, kh, kw) -> (N, C, Hp, Wp),
+    or (N, C, Hp - 2*ph, Wp - 2*pw) with the padding cropped off."""
     n, o, ho, wo = dy.shape
     _, kh, kw = w.shape
     m = o // c
@@ -85,14 +106,15 @@ def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw):
             rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
             # the M output channels made from input channel c all send gradient back to it
             dxp[:, :, rows, cs] += np.einsum("ncmab,cm->ncab", dyv, wv[:, :, i, j])
-    return dxp
+    return _crop(dxp, ph, pw)
 
 
-def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
+def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph=0, pw=0):
     """Gradient w.r.t. the weight: dy (N, C*M, ho, wo), xp (N, C, Hp, Wp) -> (C*M, kh, kw).
 
     dw[o, i, j] = sum_{n,a,b} dy[n, o, a, b] * xp[n, o//M, a*sh + i*dh, b*sw + j*dw]
     """
+    xp = _pad(xp, ph, pw)
     n, o, ho, wo = dy.shape
     c = xp.shape[1]
     m = o // c
@@ -103,3 +125,15 @@ def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw):
             rows, cs = _window(i, j, sh, sw, dh, dw, ho, wo)
             dw_[:, :, i, j] = np.einsum("ncmab,ncab->cm", dyv, xp[:, :, rows, cs])
     return dw_.reshape(o, kh, kw)
+
+
+def depthwise_backward(dy, xp, w, sh, sw, dh, dw, ph=0, pw=0):
+    """Both gradients at once: (depthwise_backward_input, depthwise_backward_weight).
+
+    dxp has the shape of ``xp``; the Numba twin computes the two in one pass over dy.
+    """
+    n, c, hp, wp = xp.shape
+    _, kh, kw = w.shape
+    dxp = depthwise_backward_input(dy, w, c, hp + 2 * ph, wp + 2 * pw, sh, sw, dh, dw, ph, pw)
+    dwt = depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph, pw)
+    return dxp, dwt
