@@ -14,6 +14,10 @@ Backward (mu and var depend on every x, which gives the two correction terms):
     dx     = (1 / sqrt(var + eps)) * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
     dgamma = sum(dy * xhat)            dbeta = sum(dy)
 
+Since dxhat = gamma * dy per channel, mean(dxhat) = gamma * dbeta / M and
+mean(dxhat * xhat) = gamma * dgamma / M: the backward pass reuses the two parameter
+gradients instead of forming dxhat, and needs two reductions over the batch in all.
+
 Eval mode uses the running statistics, which are constants, so dx = dy * gamma / sqrt(rv + eps).
 The function never changes its inputs: the updated running statistics are returned in
 the cache (``cache.running_mean``, ``cache.running_var``) for the caller to keep.
@@ -29,6 +33,21 @@ from ..errors import LayerValueError
 from .shape import check_float, check_rank, check_same_dtype
 
 __all__ = ["BatchNormCache", "batch_norm2d_forward", "batch_norm2d_backward"]
+
+
+def _channel_sum(a):
+    """sum over (N, H, W) of a (N, C, H, W) -> (C,): pairwise along each contiguous plane
+    (as accurate as ``a.sum(axis=(0, 2, 3))`` and faster)."""
+    n, c = a.shape[:2]
+    return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
+
+
+def _channel_dot(a, b):
+    """sum over (N, H, W) of a * b -> (C,), as one BLAS dot per plane: no (N, C, H, W)
+    temporary for the product."""
+    n, c = a.shape[:2]
+    hw = a.shape[2] * a.shape[3]
+    return np.matmul(a.reshape(n, c, 1, hw), b.reshape(n, c, hw, 1)).reshape(n, c).sum(axis=0)
 
 
 class BatchNormCache(NamedTuple):
@@ -76,8 +95,9 @@ def batch_norm2d_forward(
                 f"expected more than 1 value per channel in training, got input shape "
                 f"{tuple(x.shape)}",
             )
-        mu = x.mean(axis=(0, 2, 3))  # (C,)
-        var = x.var(axis=(0, 2, 3))  # (C,) biased
+        mu = _channel_sum(x) / m  # (C,)
+        xc = x - mu.reshape(1, c, 1, 1)  # centred; becomes xhat in place below
+        var = _channel_dot(xc, xc) / m  # (C,) biased
         if running_mean is not None:
             running_mean = (1 - momentum) * running_mean + momentum * mu.astype(running_mean.dtype)
         if running_var is not None:
@@ -89,11 +109,16 @@ def batch_norm2d_forward(
         if running_mean is None or running_var is None:
             raise LayerValueError(op, "eval mode needs running_mean and running_var, got None")
         mu, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
+        xc = x - mu.reshape(1, c, 1, 1)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)  # (C,)
-    xhat = (x - mu.reshape(1, c, 1, 1)) * inv_std.reshape(1, c, 1, 1)
+    xhat = xc
+    xhat *= inv_std.reshape(1, c, 1, 1)  # in place: one (N, C, H, W) array fewer
     y = xhat if weight is None else xhat * weight.reshape(1, c, 1, 1)
     if bias is not None:
-        y = y + bias.reshape(1, c, 1, 1)
+        if y is xhat:
+            y = y + bias.reshape(1, c, 1, 1)
+        else:
+            y += bias.reshape(1, c, 1, 1)
     return y, BatchNormCache(xhat, inv_std, weight, bool(training), running_mean, running_var)
 
 
@@ -105,19 +130,21 @@ def batch_norm2d_backward(dy, cache: BatchNormCache):
         raise LayerValueError(
             op, f"expected dy of shape {tuple(cache.xhat.shape)}, got {tuple(dy.shape)}"
         )
-    c = dy.shape[1]
+    n, c, h, w = dy.shape
+    m = n * h * w
     xhat = cache.xhat
-    dbias = dy.sum(axis=(0, 2, 3))
-    dweight = (dy * xhat).sum(axis=(0, 2, 3))
+    dbias = _channel_sum(dy)  # (C,)
+    dweight = _channel_dot(dy, xhat)  # (C,)
     g = np.ones(c, dtype=dy.dtype) if cache.weight is None else cache.weight
-    dxhat = dy * g.reshape(1, c, 1, 1)
-    inv_std = cache.inv_std.reshape(1, c, 1, 1)
+    scale = (g * cache.inv_std).reshape(1, c, 1, 1)  # d xhat / d x, per channel
     if cache.training:
-        mean_dxhat = dxhat.mean(axis=(0, 2, 3), keepdims=True)
-        mean_dxhat_xhat = (dxhat * xhat).mean(axis=(0, 2, 3), keepdims=True)
-        dx = inv_std * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+        # dx = gamma*inv_std * (dy - dbeta/M - xhat * dgamma/M), built in place
+        dx = xhat * (-dweight / m).reshape(1, c, 1, 1)
+        dx += dy
+        dx -= (dbias / m).reshape(1, c, 1, 1)
+        dx *= scale
     else:
-        dx = dxhat * inv_std
+        dx = dy * scale
     if cache.weight is None:
         return dx, None, None
     return dx, dweight, dbias
