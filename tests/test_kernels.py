@@ -369,3 +369,65 @@ def test_unpadded_adjoints():
     c6 = nbk.im2col(x, kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)
     back = nbk.col2im(cols, h + 2 * ph, wd + 2 * pw, sh, sw, dh, dw, ph, pw)
     assert abs(np.vdot(c6, cols) - np.vdot(x, back)) <= 1e-12 * np.sum(np.abs(c6 * cols))
+
+
+# ----------------------------------------------------------------------------------
+# batch norm kernels
+# ----------------------------------------------------------------------------------
+
+
+def bn_kernels(mod, x, dy, affine, training, seed=5):
+    r = np.random.default_rng(seed)
+    c = x.shape[1]
+    weight = r.standard_normal(c).astype(x.dtype)
+    bias = r.standard_normal(c).astype(x.dtype)
+    mu, var = mod.batch_norm_stats(x)
+    inv_std = (1.0 / np.sqrt(var + 1e-5)).astype(x.dtype)
+    xhat, y = mod.batch_norm_normalize(x, mu, inv_std, weight, bias, affine)
+    scale = weight * inv_std
+    dx, dw, db = mod.batch_norm_backward(dy, xhat, scale, training)
+    out = {"mu": mu, "var": var, "xhat": xhat, "y": y, "dx": dx, "dweight": dw, "dbias": db}
+    return out | {"scale": scale}
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 1, 1, 2), (3, 7, 1, 1), (4, 16, 9, 9)])
+@pytest.mark.parametrize("affine, training", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-6)])
+def test_batch_norm_kernels_numba_equal_reference(shape, affine, training, dtype, tol):
+    r = np.random.default_rng(6)
+    x = (3 + 2 * r.standard_normal(shape)).astype(dtype)  # offset: tests the centring
+    dy = r.standard_normal(shape).astype(dtype)
+    ref = bn_kernels(reference, x, dy, affine, training)
+    fast = bn_kernels(nbk, x, dy, affine, training)
+    for k, a in ref.items():
+        assert fast[k].dtype == a.dtype == dtype, k
+        assert fast[k].shape == a.shape, k
+        if k == "dx":
+            # dx = scale * (dy - dbias/M - xhat * dweight/M): the terms can cancel almost
+            # exactly (with 2 values per channel dx is ~0), so the bar is the terms' size
+            m = x.size // x.shape[1]
+            c4 = (1, -1, 1, 1)
+            terms = np.abs(dy) + np.abs(ref["dbias"] / m).reshape(c4)
+            terms = terms + np.abs(ref["xhat"] * (ref["dweight"] / m).reshape(c4))
+            terms = terms * np.abs(ref["scale"]).reshape(c4)
+            assert np.abs(fast[k] - a).max() <= tol * terms.max(), k
+        else:
+            assert rel_error(fast[k], a) < tol, k
+    if not affine:
+        assert ref["y"] is ref["xhat"] and fast["y"] is fast["xhat"]
+    # the statistics themselves, against float64 NumPy
+    x64 = x.astype(np.float64)
+    assert rel_error(ref["mu"], x64.mean(axis=(0, 2, 3))) < tol
+    assert rel_error(fast["var"], x64.var(axis=(0, 2, 3))) < tol
+
+
+def test_batch_norm_kernels_independent_of_threads(monkeypatch):
+    r = np.random.default_rng(7)
+    x = r.standard_normal((3, 5, 6, 7)).astype(np.float32)
+    dy = r.standard_normal(x.shape).astype(np.float32)
+    one = bn_kernels(nbk, x, dy, True, True)
+    monkeypatch.setattr(nbk, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(nbk, "WORKQUEUE_MIN_WORK", 0)
+    par = bn_kernels(nbk, x, dy, True, True)
+    for k in one:
+        assert np.array_equal(one[k], par[k]), k

@@ -18,6 +18,10 @@ Since dxhat = gamma * dy per channel, mean(dxhat) = gamma * dbeta / M and
 mean(dxhat * xhat) = gamma * dgamma / M: the backward pass reuses the two parameter
 gradients instead of forming dxhat, and needs two reductions over the batch in all.
 
+The passes over the (N, C, H, W) arrays are kernels (``ghostnp.kernels``: the statistics,
+the normalisation, the backward pass), in NumPy in ``reference.py`` and as Numba loops
+parallel over channels; this file keeps the checks and the bookkeeping.
+
 Eval mode uses the running statistics, which are constants, so dx = dy * gamma / sqrt(rv + eps).
 The function never changes its inputs: the updated running statistics are returned in
 the cache (``cache.running_mean``, ``cache.running_var``) for the caller to keep.
@@ -30,24 +34,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import LayerValueError
+from ..kernels import dispatch as K
 from .shape import check_float, check_rank, check_same_dtype
 
 __all__ = ["BatchNormCache", "batch_norm2d_forward", "batch_norm2d_backward"]
-
-
-def _channel_sum(a):
-    """sum over (N, H, W) of a (N, C, H, W) -> (C,): pairwise along each contiguous plane
-    (as accurate as ``a.sum(axis=(0, 2, 3))`` and faster)."""
-    n, c = a.shape[:2]
-    return a.reshape(n, c, -1).sum(axis=2).sum(axis=0)
-
-
-def _channel_dot(a, b):
-    """sum over (N, H, W) of a * b -> (C,), as one BLAS dot per plane: no (N, C, H, W)
-    temporary for the product."""
-    n, c = a.shape[:2]
-    hw = a.shape[2] * a.shape[3]
-    return np.matmul(a.reshape(n, c, 1, hw), b.reshape(n, c, hw, 1)).reshape(n, c).sum(axis=0)
 
 
 class BatchNormCache(NamedTuple):
@@ -95,9 +85,7 @@ def batch_norm2d_forward(
                 f"expected more than 1 value per channel in training, got input shape "
                 f"{tuple(x.shape)}",
             )
-        mu = _channel_sum(x) / m  # (C,)
-        xc = x - mu.reshape(1, c, 1, 1)  # centred; becomes xhat in place below
-        var = _channel_dot(xc, xc) / m  # (C,) biased
+        mu, var = K.batch_norm_stats(x)  # (C,), (C,) biased
         if running_mean is not None:
             running_mean = (1 - momentum) * running_mean + momentum * mu.astype(running_mean.dtype)
         if running_var is not None:
@@ -109,16 +97,11 @@ def batch_norm2d_forward(
         if running_mean is None or running_var is None:
             raise LayerValueError(op, "eval mode needs running_mean and running_var, got None")
         mu, var = running_mean.astype(x.dtype), running_var.astype(x.dtype)
-        xc = x - mu.reshape(1, c, 1, 1)
     inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)  # (C,)
-    xhat = xc
-    xhat *= inv_std.reshape(1, c, 1, 1)  # in place: one (N, C, H, W) array fewer
-    y = xhat if weight is None else xhat * weight.reshape(1, c, 1, 1)
-    if bias is not None:
-        if y is xhat:
-            y = y + bias.reshape(1, c, 1, 1)
-        else:
-            y += bias.reshape(1, c, 1, 1)
+    affine = weight is not None or bias is not None
+    g = np.ones(c, dtype=x.dtype) if weight is None else weight
+    beta = np.zeros(c, dtype=x.dtype) if bias is None else bias
+    xhat, y = K.batch_norm_normalize(x, mu.astype(x.dtype), inv_std, g, beta, affine)
     return y, BatchNormCache(xhat, inv_std, weight, bool(training), running_mean, running_var)
 
 
@@ -130,21 +113,10 @@ def batch_norm2d_backward(dy, cache: BatchNormCache):
         raise LayerValueError(
             op, f"expected dy of shape {tuple(cache.xhat.shape)}, got {tuple(dy.shape)}"
         )
-    n, c, h, w = dy.shape
-    m = n * h * w
-    xhat = cache.xhat
-    dbias = _channel_sum(dy)  # (C,)
-    dweight = _channel_dot(dy, xhat)  # (C,)
+    c = dy.shape[1]
     g = np.ones(c, dtype=dy.dtype) if cache.weight is None else cache.weight
-    scale = (g * cache.inv_std).reshape(1, c, 1, 1)  # d xhat / d x, per channel
-    if cache.training:
-        # dx = gamma*inv_std * (dy - dbeta/M - xhat * dgamma/M), built in place
-        dx = xhat * (-dweight / m).reshape(1, c, 1, 1)
-        dx += dy
-        dx -= (dbias / m).reshape(1, c, 1, 1)
-        dx *= scale
-    else:
-        dx = dy * scale
+    scale = g * cache.inv_std  # (C,) d y / d xhat times d xhat / d x
+    dx, dweight, dbias = K.batch_norm_backward(dy, cache.xhat, scale, cache.training)
     if cache.weight is None:
         return dx, None, None
     return dx, dweight, dbias

@@ -99,3 +99,18 @@ def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph=0, pw=0):
 def depthwise_backward(dy, xp, w, sh, sw, dh, dw, ph=0, pw=0):
     """Both depthwise gradients, (dxp, dw), in one call (one pass over dy with Numba)."""
     return _module().depthwise_backward(_c(dy), _c(xp), _c(w), sh, sw, dh, dw, ph, pw)
+
+
+def batch_norm_stats(x):
+    """Per-channel (mean, biased variance) of x (N, C, H, W)."""
+    return _module().batch_norm_stats(_c(x))
+
+
+def batch_norm_normalize(x, mu, inv_std, weight, bias, affine):
+    """(xhat, y) of batch norm; y is xhat when not ``affine``."""
+    return _module().batch_norm_normalize(_c(x), mu, inv_std, weight, bias, affine)
+
+
+def batch_norm_backward(dy, xhat, scale, training):
+    """(dx, dweight, dbias) of batch norm; ``scale`` is weight * inv_std."""
+    return _module().batch_norm_backward(_c(dy), _c(xhat), scale, training)

@@ -64,6 +64,9 @@ WORKQUEUE_MIN_WORK = 1 << 24
 STACK = 2048
 
 FASTMATH = {"contract"}
+# Reductions may also be reassociated, which lets a sum be vectorised (several partial
+# sums); the order then depends on the machine's vector width, never on the thread count.
+REDUCE = {"contract", "reassoc"}
 
 
 _layer = {"name": None}
@@ -525,7 +528,7 @@ def _acc_products2(part, g0, g1, src, s0, s1, shift, n):
                 part[k, t] += g1[t] * src[i1]
 
 
-@njit(cache=True, fastmath={"contract", "reassoc"})
+@njit(cache=True, fastmath=REDUCE)
 def _dot(a, b):
     """sum_t a[t] * b[t], vectorised (the compiler picks the order of the additions)."""
     acc = a[0] * 0
@@ -885,3 +888,108 @@ def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph=0, pw=0):
 def depthwise_backward(dy, xp, w, sh, sw, dh, dw, ph=0, pw=0):
     n, c, h, wd = xp.shape
     return _dw_backward(dy, xp, w, c, h, wd, sh, sw, dh, dw, ph, pw, True, True)
+
+
+# ----------------------------------------------------------------------------------------
+# batch norm: parallel over channels, each iteration owning its channel's statistics and
+# planes; sums kept in float64, in an order that does not depend on the thread count
+# ----------------------------------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True, fastmath=REDUCE)
+def _bn_stats(x, mu, var):
+    n, c, length = x.shape
+    m = n * length
+    for ch in prange(c):
+        s = 0.0
+        for b in range(n):
+            xs = x[b, ch]
+            for t in range(length):
+                s += xs[t]
+        mean = s / m
+        s = 0.0
+        for b in range(n):
+            xs = x[b, ch]
+            for t in range(length):
+                d = xs[t] - mean
+                s += d * d
+        mu[ch] = mean
+        var[ch] = s / m
+    return mu, var
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def _bn_normalize(x, mu, inv_std, weight, bias, xhat, y, affine):
+    n, c, length = x.shape
+    for ch in prange(c):
+        mean, inv, g, beta = mu[ch], inv_std[ch], weight[ch], bias[ch]
+        for b in range(n):
+            xs, hs = x[b, ch], xhat[b, ch]
+            if affine:
+                ys = y[b, ch]
+                for t in range(length):
+                    v = (xs[t] - mean) * inv
+                    hs[t] = v
+                    ys[t] = v * g + beta
+            else:
+                for t in range(length):
+                    hs[t] = (xs[t] - mean) * inv
+    return xhat, y
+
+
+@njit(parallel=True, cache=True, fastmath=REDUCE)
+def _bn_backward(dy, xhat, scale, inv_m, training, dx, dweight, dbias):
+    n, c, length = dy.shape
+    for ch in prange(c):
+        sb, sw = 0.0, 0.0
+        for b in range(n):
+            g, h = dy[b, ch], xhat[b, ch]
+            for t in range(length):
+                sb += g[t]
+                sw += g[t] * h[t]
+        dbias[ch], dweight[ch] = sb, sw
+        k = scale[ch]
+        # dx = k * (dy - sb/M - xhat * sw/M) in training, k * dy in eval; the means are
+        # read back from the stored sums times inv_m[0] so that the loop runs in the
+        # arrays' own precision (float64 scalars would widen every float32 operation)
+        zero = inv_m[0] * 0  # a zero of the arrays' type
+        mb, mw = (dbias[ch] * inv_m[0], dweight[ch] * inv_m[0]) if training else (zero, zero)
+        for b in range(n):
+            g, h, d = dy[b, ch], xhat[b, ch], dx[b, ch]
+            for t in range(length):
+                d[t] = k * (g[t] - mb - h[t] * mw)
+    return dx, dweight, dbias
+
+
+def _flat3(a):
+    return a.reshape(a.shape[0], a.shape[1], -1)
+
+
+def batch_norm_stats(x):
+    c = x.shape[1]
+    _set_threads(x.size)
+    mu, var = np.empty(c, dtype=x.dtype), np.empty(c, dtype=x.dtype)
+    return _bn_stats(_flat3(x), mu, var)
+
+
+def batch_norm_normalize(x, mu, inv_std, weight, bias, affine):
+    c = x.shape[1]
+    _set_threads(x.size)
+    xhat = np.empty_like(x)
+    y = np.empty_like(x) if affine else xhat
+    if not affine:
+        weight = bias = np.empty(c, dtype=x.dtype)  # not read
+    args = (_flat3(x), mu, inv_std, weight, bias, _flat3(xhat), _flat3(y), affine)
+    _bn_normalize(*args)
+    return xhat, y
+
+
+def batch_norm_backward(dy, xhat, scale, training):
+    c = dy.shape[1]
+    _set_threads(dy.size)
+    dx = np.empty_like(dy)
+    dweight, dbias = np.empty(c, dtype=dy.dtype), np.empty(c, dtype=dy.dtype)
+    inv_m = np.full(1, c / dy.size, dtype=dy.dtype)  # 1 / (N*H*W)
+    args = (_flat3(dy), _flat3(xhat), scale, inv_m, bool(training), _flat3(dx), dweight, dbias)
+    _bn_backward(*args)
+    return dx, dweight, dbias
