@@ -151,6 +151,8 @@ def channel_slice_backward(dy: np.ndarray, cache: SliceCache) -> np.ndarray:
             f"expected dy with {cache.stop - cache.start} channels (slice "
             f"{cache.start}:{cache.stop}), got shape {tuple(dy.shape)}",
         )
+    if cache.start == 0 and cache.stop == cache.in_channels:  # nothing was dropped
+        return dy.copy()
     n, _, h, w = dy.shape
     dx = np.zeros((n, cache.in_channels, h, w), dtype=dy.dtype)
     dx[:, cache.start : cache.stop] = dy
