@@ -7,7 +7,7 @@ The measuring code is ``ghostnp.bench`` (also behind ``ghostnp bench``); this sc
 the file around the tables. Time it on an otherwise idle machine: with other jobs
 running, every multi-threaded implementation slows down erratically (threads that wait
 at a barrier for a preempted partner), and the ratios stop meaning anything. The full
-run takes about half an hour.
+run takes about ten minutes on two cores.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ described in `ghostnp/bench.py`; `ghostnp bench` prints the quick version of the
 """
 
 
+def before_section(path: Path, title: str) -> str:
+    """An earlier benchmarks file as one section: its tables, headings one level down."""
+    text = path.read_text()
+    start = text.find("Run on ")  # drop the earlier file's own title and preamble
+    body = text[start:] if start >= 0 else text
+    body = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
+    return f"## {title}\n\n{body.strip()}\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = p.add_mutually_exclusive_group()
@@ -39,6 +48,17 @@ def main(argv=None) -> int:
     mode.add_argument("--full", action="store_true", help="everything (the default)")
     p.add_argument("--out", default=None, help="markdown file to write (full: docs/benchmarks.md)")
     p.add_argument("--no-write", action="store_true", help="only print the tables")
+    p.add_argument(
+        "--before",
+        default=None,
+        metavar="FILE",
+        help="an earlier run's markdown file, appended as a 'before' section",
+    )
+    p.add_argument(
+        "--before-title",
+        default="An earlier run",
+        help="the heading of the --before section",
+    )
     args = p.parse_args(argv)
 
     quick = args.quick
@@ -49,6 +69,8 @@ def main(argv=None) -> int:
     if out and not args.no_write:
         stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
         text = PREAMBLE + f"Run on {stamp}; {time.perf_counter() - t0:.0f} s.\n\n" + table
+        if args.before:
+            text += "\n\n" + before_section(Path(args.before), args.before_title)
         Path(out).write_text(text)
         print(f"wrote {out}", file=sys.stderr)
     return 0
