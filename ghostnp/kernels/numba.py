@@ -61,7 +61,7 @@ WORKQUEUE_MIN_WORK = 1 << 24
 # Elements per work item of the depthwise phase kernels: whole planes of consecutive
 # channels adding up to about this many, so that the item's per-element weights stay in
 # cache while every image of the batch streams through.
-STACK = 2048
+STACK = 4096
 
 FASTMATH = {"contract"}
 # Reductions may also be reassociated, which lets a sum be vectorised (several partial
