@@ -7,7 +7,7 @@ the iteration that owns their channel. Results are allocated by NumPy in the wra
 the bottom (NumPy asks the kernel for huge pages, which makes the first writes to a large
 fresh array several times cheaper than in memory allocated inside a compiled function).
 
-There are two sets of kernels.
+There are two sets of convolution kernels, and the batch norm kernels at the end.
 
 **The plain loops** ``_im2col``, ``_col2im``, ``_depthwise_forward``,
 ``_depthwise_backward_input``, ``_depthwise_backward_weight`` work on the padded input,
@@ -54,9 +54,10 @@ from .reference import _crop, _pad
 # small layers show. Numba's workqueue threading layer (which ghostnp.kernels prefers,
 # see its __init__) sleeps between launches, and waking its threads took 0.1-0.5 ms on
 # the 2-vCPU machine the benchmarks ran on, against a few microseconds for OpenMP's
-# spinning threads: there only kernels of a few milliseconds are worth splitting.
+# spinning threads: there only kernels of a few milliseconds are worth splitting. On the
+# GhostNet depthwise layers a second thread started to pay off at about 12M multiply-adds.
 PARALLEL_MIN_WORK = 1 << 16
-WORKQUEUE_MIN_WORK = 1 << 24
+WORKQUEUE_MIN_WORK = 12 << 20
 
 # Elements per work item of the depthwise phase kernels: whole planes of consecutive
 # channels adding up to about this many, so that the item's per-element weights stay in
