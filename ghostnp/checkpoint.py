@@ -3,7 +3,7 @@
     save_checkpoint("runs/last.npz", model, opt, sched, epoch=3, note="baseline")
     meta = load_checkpoint("runs/last.npz", model, opt, sched)    # {"epoch": 3, "note": ...}
 
-Layout of the file (every entry a plain array, so it reads with ``allow_pickle=False``)::
+Layout of the file (every entry a plain array, so it reads with ``allow_pickle=False``):
 
     format                    0-d str  "ghostnp-checkpoint"
     format_version            0-d int  1
@@ -67,7 +67,7 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, **meta) -> Path
 
     ``meta`` values must be JSON-serializable (numbers, strings, bools, None, lists and
     dicts of them; NumPy scalars and arrays become numbers and lists); they come back
-    from :func:`load_checkpoint` as a dict. The file is written to a temporary file in
+    from `load_checkpoint` as a dict. The file is written to a temporary file in
     the same folder and renamed over ``path`` when complete. Returns ``path``.
     """
     path = Path(path)
@@ -182,7 +182,7 @@ def _section(path: Path, arrays: dict, prefix: str, what, saved_class) -> dict |
 
 
 def load_checkpoint(path, model, optimizer=None, scheduler=None) -> dict:
-    """Load a checkpoint written by :func:`save_checkpoint` into ``model`` (and the others).
+    """Load a checkpoint written by `save_checkpoint` into ``model`` (and the others).
 
     Returns the ``meta`` dict. ``optimizer`` and ``scheduler`` are optional; when given,
     the file must hold a state for an object of the same class. Everything is checked

@@ -4,7 +4,7 @@
                   checkpoint_dir="runs/exp1")
     val_loss, val_acc = evaluate(model, val_loader)
 
-One training step is the whole algorithm::
+One training step is the whole algorithm:
 
     logits = model(x)                        # (B, C, H, W) -> (B, K)
     loss = criterion(logits, y)              # mean over the batch, a float
@@ -109,7 +109,7 @@ class RandomShift:
     ``(N, C, H, W) -> (N, C, H, W)``. Each image is zero-padded by ``pad`` on every side
     and an ``H x W`` window is cut at an offset ``(dy, dx)`` drawn uniformly from
     ``0 .. 2 pad`` per image; with ``flip`` the window is also mirrored left-right with
-    probability 1/2. All images are cut by one fancy-indexing gather::
+    probability 1/2. All images are cut by one fancy-indexing gather:
 
         out[n, c, i, j] = padded[n, c, dy[n] + i, dx[n] + j']    j' = j, or W - 1 - j if flipped
     """
@@ -210,11 +210,11 @@ def fit(
     scheduler_interval: str = "step",
     config: dict | None = None,
 ) -> History:
-    """Train ``model`` for ``epochs`` epochs; returns the :class:`History` of every epoch.
+    """Train ``model`` for ``epochs`` epochs; returns the `History` of every epoch.
 
-    Each epoch: train mode, one :func:`train_step` per batch of ``train_loader``
+    Each epoch: train mode, one `train_step` per batch of ``train_loader``
     (``x (B, C, H, W)``, ``y (B,)``) under a tqdm bar showing running loss, accuracy and
-    images/s, then :func:`evaluate` with the same criterion on ``val_loader`` (which
+    images/s, then `evaluate` with the same criterion on ``val_loader`` (which
     may be None: val metrics are then NaN and no best checkpoint is kept), and a line
     through ``log`` (None: silent).
 
@@ -237,7 +237,7 @@ def fit(
     ``seed``: if given, ``manual_seed(seed)`` and ``train_loader.seed = seed`` first,
     so the same seed (and the same initial model) gives the same history.
 
-    A NaN or infinite training loss stops the run with :class:`TrainingDiverged`
+    A NaN or infinite training loss stops the run with `TrainingDiverged`
     (a FloatingPointError) naming the epoch and step; the weights are not updated with
     it, and checkpoints already written are kept as they were.
     """
@@ -507,7 +507,7 @@ def train_main(
     ``ghostnp.models.MODELS``; it is built for the data set's channels and 10 classes.
     ``dataset`` is "digits" (built in), or "mnist", "fashion-mnist", "cifar10" read from
     ``data_dir``. ``optimizer`` is "sgd", "adam" or "adamw" (lr 1e-3 by default).
-    ``resume`` continues from a checkpoint written by an earlier run (see :func:`fit`).
+    ``resume`` continues from a checkpoint written by an earlier run (see `fit`).
     Bad options raise ValueError (FileNotFoundError for a missing folder or checkpoint)
     with a one-line message, before any work is done.
 

@@ -65,7 +65,7 @@ def _as_dict(history) -> Mapping:
 def plot_history(history, title: str | None = None) -> Figure:
     """Training curves: loss (left) and accuracy (right) against epoch, train and val.
 
-    ``history`` is a :class:`ghostnp.train.History` or its ``to_dict()``: equal-length
+    ``history`` is a `ghostnp.train.History` or its ``to_dict()``: equal-length
     lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` (one value per epoch;
     a list that is missing or all NaN is left out). Epochs are numbered from 1.
     Returns a Figure with two axes.
@@ -122,7 +122,7 @@ def plot_feature_maps(maps, ncols: int = 8, title: str | None = None, cmap="viri
     """A grid of feature maps, one axes per channel, each on its own colour scale.
 
     ``maps`` is ``(C, H, W)`` (or ``(1, C, H, W)``, one image of a batch), e.g. what
-    :func:`ghostnp.nn.record` captured. Returns a Figure with ``C`` axes, ``ncols`` per
+    `ghostnp.nn.record` captured. Returns a Figure with ``C`` axes, ``ncols`` per
     row, titled by channel index.
     """
     a = _as_maps(maps, "plot_feature_maps")
@@ -244,8 +244,8 @@ def plot_similarity(maps, top: int = 6, center: bool = False, cmap="viridis") ->
     """How alike a layer's feature maps are, in the spirit of the GhostNet paper's Fig. 1.
 
     Left: the ``(C, C)`` cosine-similarity matrix of the flattened maps (see
-    :func:`cosine_similarity`). Right: the ``top`` most similar pairs
-    (:func:`most_similar_pairs`), the two maps of each pair side by side (two pairs per
+    `cosine_similarity`). Right: the ``top`` most similar pairs
+    (`most_similar_pairs`), the two maps of each pair side by side (two pairs per
     row when there are more than three). Returns a Figure with ``2 + 2 * p`` axes (the
     matrix, its colour bar, and two per pair, ``p = min(top, number of pairs)``).
     """
@@ -353,7 +353,7 @@ def _bars(ax, names, values, scale, unit, colour):
 def plot_flops(summary_or_rows, by: str = "stage", title: str | None = None) -> Figure:
     """Bar charts of multiply-adds (top) and parameters (bottom) per stage or per layer.
 
-    ``summary_or_rows`` is a :class:`ghostnp.profile.Summary` (from
+    ``summary_or_rows`` is a `ghostnp.profile.Summary` (from
     ``summary(model, shape)``), or a list of its rows or stages. ``by="stage"`` sums the
     layers of each stage (``blocks.i`` for GhostNet, the top-level child otherwise);
     ``by="layer"`` draws every row. Stages with neither operations nor parameters
@@ -377,9 +377,9 @@ def plot_flops(summary_or_rows, by: str = "stage", title: str | None = None) -> 
 def plot_memory(report, by: str = "stage", title: str | None = None) -> Figure:
     """Activation memory per stage (left) and the memory of a training step (right).
 
-    ``report`` is a :class:`ghostnp.profile.MemoryReport` (``memory(model, shape)``,
+    ``report`` is a `ghostnp.profile.MemoryReport` (``memory(model, shape)``,
     which counts every operation's output, inline ones included), a
-    :class:`ghostnp.profile.Summary`, or a list of rows. Bytes are for the report's
+    `ghostnp.profile.Summary`, or a list of rows. Bytes are for the report's
     whole batch, drawn in MiB. The right-hand axes splits one training step into
     parameters, gradients, input and activations; it is drawn for a MemoryReport or a
     Summary (two axes), not for a bare list (one axes).
@@ -549,7 +549,7 @@ def load_image(path, size: int = 224, channels: int = 3) -> np.ndarray:
     through Pillow). The largest centred square is cut out, averaged over blocks of
     ``f x f`` pixels when it is at least twice ``size`` (``f`` = side // size; this keeps
     fine detail from aliasing), then resized to ``size`` by bilinear interpolation
-    (:func:`ghostnp.data.transforms.resize`). ``channels=1`` converts to grey
+    (`ghostnp.data.transforms.resize`). ``channels=1`` converts to grey
     (0.299 R + 0.587 G + 0.114 B); ``channels=3`` repeats a grey image. Transparent
     pixels are blended onto white. A missing file raises FileNotFoundError, a file that
     is not an image ValueError, both naming the file.
@@ -687,8 +687,8 @@ def visualize_main(
 
     ``model`` is "ghostnet" / "ghostnetv2" (width 1.0) or a name in
     ``ghostnp.models.MODELS``. ``checkpoint`` (optional) is read as a ghostnp checkpoint
-    (``.npz`` from :func:`ghostnp.save_checkpoint` or ``ghostnp train``) if it is one,
-    else as a weights file through :func:`ghostnp.interop.load_torch_weights` (``.pth``,
+    (``.npz`` from `ghostnp.save_checkpoint` or ``ghostnp train``) if it is one,
+    else as a weights file through `ghostnp.interop.load_torch_weights` (``.pth``,
     ``.pt`` or a plain ``.npz`` state dict). The model is built for the weights: its
     input channels and classes follow them, and a checkpoint written by ``ghostnp train``
     also names its model and width, which are used unless another ``model`` than the
@@ -696,10 +696,10 @@ def visualize_main(
 
     ``layer`` is a Ghost module's path (``blocks.1.0.ghost1``); by default the first
     with at least 8 intrinsic maps. An unknown path raises ValueError listing valid
-    ones. The image is read by :func:`load_image` at ``size`` (grey for a one-channel
+    ones. The image is read by `load_image` at ``size`` (grey for a one-channel
     model) and, for 3-channel weights from a PyTorch-format file, normalised with
     ImageNet's mean and std as those models were trained. The network runs in eval
-    mode up to that layer; :func:`plot_ghost_maps` draws the result into ``out``.
+    mode up to that layer; `plot_ghost_maps` draws the result into ``out``.
     """
     from .checkpoint import load_checkpoint
     from .interop import load_torch_weights

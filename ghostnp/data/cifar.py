@@ -1,6 +1,6 @@
 """CIFAR-10 from the python batches on disk (never downloaded).
 
-Expected layout (``cifar-10-python.tar.gz`` unpacked)::
+Expected layout (``cifar-10-python.tar.gz`` unpacked):
 
     root/cifar-10-batches-py/data_batch_1 ... data_batch_5   (train, 10,000 images each)
     root/cifar-10-batches-py/test_batch                      (test, 10,000 images)

@@ -76,7 +76,7 @@ def load_digits(split: str = "train", size: int = 32) -> tuple[np.ndarray, np.nd
     1797 (all), in file order.
 
     Each 8x8 digit is upscaled by bilinear interpolation (``align_corners=False``,
-    :func:`~ghostnp.data.transforms.resize`) to ``inner = max(8, 3 * size // 4)``
+    `ghostnp.data.transforms.resize`) to ``inner = max(8, 3 * size // 4)``
     pixels square and placed at the centre of a black ``size x size`` canvas, leaving
     a margin as MNIST does (the original digits fill their 8x8 box): ``size=32`` gives
     a 24x24 digit with 4 black pixels on every side; ``size=8`` gives the raw digit.
@@ -97,9 +97,9 @@ def load_digits(split: str = "train", size: int = 32) -> tuple[np.ndarray, np.nd
 
 
 class DigitsDataset(ArrayDataset):
-    """The train (``train=True``) or test digits as an :class:`ArrayDataset`.
+    """The train (``train=True``) or test digits as an `ArrayDataset`.
 
-    Samples are ``(float32 (1, size, size), int label)`` as made by :func:`load_digits`;
+    Samples are ``(float32 (1, size, size), int label)`` as made by `load_digits`;
     ``transform`` is applied to each image as it is read.
     """
 

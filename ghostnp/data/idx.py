@@ -5,7 +5,7 @@ uint8), then ``ndim`` uint32 dimension sizes, then the values in C order. Image 
 have magic 2051 (``0x00000803``: uint8, 3 dims N x rows x cols), label files 2049
 (``0x00000801``: uint8, 1 dim N). Files may be gzipped (``<name>.gz``).
 
-Expected layout of ``root`` (the files as distributed, raw or ``.gz``)::
+Expected layout of ``root`` (the files as distributed, raw or ``.gz``):
 
     root/train-images-idx3-ubyte   root/train-labels-idx1-ubyte
     root/t10k-images-idx3-ubyte    root/t10k-labels-idx1-ubyte
@@ -125,7 +125,7 @@ def load_mnist(root, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
 def load_fashion_mnist(root, train: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST's train (60,000) or test (10,000) set from the IDX files in ``root``.
 
-    Same file names, format and result as :func:`load_mnist`:
+    Same file names, format and result as `load_mnist`:
     ``(images float32 (N, 1, 28, 28) in [0, 1], labels int64 (N,))``.
     """
     return _load_idx_pair(root, train, "load_fashion_mnist", "FashionMNIST")

@@ -31,7 +31,7 @@ class DataLoader:
     ``set_epoch(e)`` chooses the epoch the next iteration uses (for resuming).
     ``seed=None`` draws a seed from fresh entropy once, at construction (``loader.seed``).
 
-    An :class:`ArrayDataset` without a transform is batched by fancy indexing of its
+    An `ArrayDataset` without a transform is batched by fancy indexing of its
     arrays; any other data set is read sample by sample and the images are stacked,
     which requires all of them to have the same shape.
     """

@@ -31,11 +31,11 @@ def get_dataset(
     """``(images float32 (N, C, H, W) in [0, 1], labels int64 (N,))`` of data set ``name``.
 
     ``name`` is one of "digits" (built in, ``root`` unused), "mnist", "fashion-mnist"
-    or "cifar10" (read from files under ``root``; see :func:`load_mnist` and
-    :func:`load_cifar10` for the layouts). Case, "_" for "-" and "cifar-10" are accepted.
+    or "cifar10" (read from files under ``root``; see `load_mnist` and
+    `load_cifar10` for the layouts). Case, "_" for "-" and "cifar-10" are accepted.
     ``train`` picks the train or the test split.
 
-    ``size`` sets H = W. For "digits" it is passed to :func:`load_digits` (default 32:
+    ``size`` sets H = W. For "digits" it is passed to `load_digits` (default 32:
     the digit upscaled to 24x24 and centred). For the others None keeps the native
     size (28 or 32) and an int resizes every image bilinearly
     (``align_corners=False``) to ``size x size``.

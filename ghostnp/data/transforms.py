@@ -232,7 +232,7 @@ class RandomHorizontalFlip:
 
 
 class Resize:
-    """Bilinear resize ``(C, H, W) -> (C, h, w)``; see :func:`resize` for the sampling rule."""
+    """Bilinear resize ``(C, H, W) -> (C, h, w)``; see `resize` for the sampling rule."""
 
     def __init__(self, size, align_corners: bool = False):
         self.size = _size_pair(size, "Resize")

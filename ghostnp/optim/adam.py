@@ -16,7 +16,7 @@ class Adam(Optimizer):
     r"""Adam (Kingma & Ba, 2015), the same update as ``torch.optim.Adam``.
 
     For each parameter ``p`` with gradient ``g`` (lr ``η``, betas ``β1, β2``, weight
-    decay ``λ``); ``t`` counts the steps this parameter has taken, from 1::
+    decay ``λ``); ``t`` counts the steps this parameter has taken, from 1:
 
         g  = -g if maximize else g
         g  = g + λ p                              (L2 decay, part of the gradient)
@@ -110,7 +110,7 @@ class AdamW(Adam):
 
     The decay shrinks the weights directly instead of entering the gradient, so it is
     not rescaled by Adam's per-element step sizes. Before the Adam update above (which
-    then runs with ``λ = 0``)::
+    then runs with ``λ = 0``):
 
         p = p (1 - η λ)
     """

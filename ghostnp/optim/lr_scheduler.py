@@ -3,7 +3,7 @@
 A scheduler sets ``group["lr"]`` of every param group of its optimizer from a closed
 form in the step count ``t`` and the group's base lr ``b`` (``group["initial_lr"]``,
 recorded from ``group["lr"]`` when the first scheduler is built). Building it applies
-``t = 0``; each ``step()`` advances ``t`` by one::
+``t = 0``; each ``step()`` advances ``t`` by one:
 
     sched = CosineAnnealingLR(opt, T_max=100)
     for batch in data:
@@ -149,7 +149,7 @@ def _need_real(cls: str, key: str, value, low: float, strict: bool = False) -> f
 class StepLR(LRScheduler):
     r"""Multiply the lr by ``gamma`` every ``step_size`` steps.
 
-    With base lr ``b``, at step ``t``::
+    With base lr ``b``, at step ``t``:
 
         lr_t = b · gamma^⌊t / step_size⌋
     """
@@ -170,7 +170,7 @@ class StepLR(LRScheduler):
 
 
 class CosineAnnealingLR(LRScheduler):
-    r"""Half a cosine from the base lr down to ``eta_min`` over ``T_max`` steps::
+    r"""Half a cosine from the base lr down to ``eta_min`` over ``T_max`` steps:
 
         lr_t = eta_min + (b - eta_min) · (1 + cos(π t / T_max)) / 2
 
@@ -198,7 +198,7 @@ class CosineAnnealingLR(LRScheduler):
 class WarmupCosine(LRScheduler):
     r"""Linear warmup to the base lr, then a half cosine down to ``min_lr``.
 
-    With ``W = warmup_steps``, ``T = total_steps``, ``m = min_lr`` and base lr ``b``::
+    With ``W = warmup_steps``, ``T = total_steps``, ``m = min_lr`` and base lr ``b``:
 
         lr_t = b · (t + 1) / (W + 1)                              for 0 <= t < W
         lr_t = m + (b - m) · (1 + cos(π (t - W) / (T - W))) / 2   for W <= t < T

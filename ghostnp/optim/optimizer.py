@@ -3,7 +3,7 @@
 An optimizer owns a list of *parameter groups*. Each group is a dict holding its
 parameters under ``"params"`` and its hyper-parameters (``lr``, ``weight_decay``, ...),
 so different parts of a model can train with different settings and a learning-rate
-scheduler can change ``group["lr"]`` between steps::
+scheduler can change ``group["lr"]`` between steps:
 
     opt = SGD([{"params": convs, "weight_decay": 5e-4},
                {"params": biases_and_bn, "weight_decay": 0.0}], lr=0.1, momentum=0.9)

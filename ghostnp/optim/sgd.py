@@ -12,7 +12,7 @@ class SGD(Optimizer):
     r"""Stochastic gradient descent, the same update as ``torch.optim.SGD``.
 
     For each parameter ``p`` with gradient ``g`` at step ``t`` (lr ``η``, momentum
-    ``μ``, dampening ``τ``, weight decay ``λ``)::
+    ``μ``, dampening ``τ``, weight decay ``λ``):
 
         d   = -g if maximize else g
         d   = d + λ p                            (L2 weight decay, before momentum)

@@ -2,7 +2,7 @@
 
 A *convention* answers one question for every operation of a forward pass: how many
 operations does it count? Each is a table from a layer class (matched through the class
-hierarchy) or an inline-op name (see :mod:`ghostnp.profile.trace`) to a small function
+hierarchy) or an inline-op name (see `ghostnp.profile.trace`) to a small function
 of the operation's shapes. Shapes are for one image.
 
 ``paper``
@@ -35,7 +35,7 @@ of the operation's shapes. Shapes are for one image.
 
 ``fvcore``, ``ptflops``, ``thop``
     Emulations of three popular PyTorch counters, written from how each tool's source
-    counts an operation (see :data:`TOOL_NOTES`). They are applied to ghostnp's modules
+    counts an operation (see `TOOL_NOTES`). They are applied to ghostnp's modules
     as if the same network were written in PyTorch the way GhostNet's reference code
     (timm) writes it: activations and pools as modules, the residual add, the SE and
     DFC multiplies and the Ghost concat as tensor operators, and DFC attention's

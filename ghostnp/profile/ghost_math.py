@@ -99,7 +99,7 @@ def ghost_vs_conv(c_in: int, c_out: int, k: int, d: int, s: int, h: int, w: int,
     (primary conv c_in -> m = ceil(c_out/s) with the same kernel and stride, then a
     d x d depthwise conv, padding d//2, making m*(s-1) ghost maps; no bias, BN
     excluded). These are the counts ``summary`` gives for ``Conv2d`` and ``GhostModule``
-    layers of those shapes. Returns a :class:`GhostVsConv`.
+    layers of those shapes. Returns a `GhostVsConv`.
     """
     _check(c_in=c_in, c_out=c_out, k=k, d=d, s=s, h=h, w=w, stride=stride)
     ho, wo = _out_size(h, k, stride, k // 2), _out_size(w, k, stride, k // 2)

@@ -121,17 +121,17 @@ def _group_stages(rows, parents, module_shapes) -> list[Stage]:
 
 
 class Summary:
-    """The result of :func:`summary`.
+    """The result of `summary`.
 
-    rows              list of :class:`Row`, in execution order
+    rows              list of `Row`, in execution order
     total_params      number of trainable scalars of the model (each shared one once)
     total_macs        sum of the rows' counts under ``convention`` (per image)
     convention        the convention's name ("paper", "full", "fvcore", "ptflops", "thop")
     input_shape       (N, C, H, W)
-    stages            list of :class:`Stage` when asked for, else None
+    stages            list of `Stage` when asked for, else None
     dtype             the model's dtype name
     param_bytes       total_params * itemsize
-    activation_bytes  sum of the rows' activation bytes (see :mod:`ghostnp.profile.memory`)
+    activation_bytes  sum of the rows' activation bytes (see `ghostnp.profile.memory`)
     uncounted         layer types for which the convention has no rule (counted as 0)
     """
 
@@ -321,7 +321,7 @@ def summary(model: Module, input_shape, convention="paper", stages=False) -> Sum
     and DFC ``mul``, Ghost ``concat``, DFC's ``avg_pool2d``/``sigmoid``/
     ``upsample_nearest2d``). ``convention`` is one of ``"paper"`` (conv + linear
     multiply-adds), ``"full"``, ``"fvcore"``, ``"ptflops"``, ``"thop"`` (see
-    :mod:`ghostnp.profile.conventions`). ``stages=True`` adds per-stage subtotals.
+    `ghostnp.profile.conventions`). ``stages=True`` adds per-stage subtotals.
     Counts are per image.
     """
     conv = get_convention(convention)

@@ -3,7 +3,7 @@
 Every FLOP convention in this package is a set of rules over the same list, so the
 forward pass runs once and each convention only re-reads the list.
 
-An operation (:class:`Op`) is either
+An operation (`Op`) is either
 
 * a **leaf module** call (a module without children: Conv2d, BatchNorm2d, ReLU, ...), or
 * an **inline op**: arithmetic that a composite module writes in its own ``forward``
@@ -215,7 +215,7 @@ def _insert_inline(ops: list[Op], path: str, module, x_shape, y_shape):
 
 def trace(model: Module, input_shape, module_shapes: dict | None = None) -> list[Op]:
     """Run one image of shape (C, H, W) through ``model`` in eval mode and return its ops
-    in execution order. The model is left exactly as it was (see :func:`preserved_state`).
+    in execution order. The model is left exactly as it was (see `preserved_state`).
     If ``module_shapes`` is a dict, it is filled with path -> output shape of every
     module that ran (composites included).
     """
