@@ -24,3 +24,65 @@ def assert_adjoint(lhs: float, rhs: float, scale: float, tol: float = 1e-12) -> 
 def inner(a, b) -> float:
     """The Euclidean inner product <a, b> of two arrays of one shape."""
     return float(np.vdot(a, b))
+
+
+def out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    """PyTorch's output length of a convolution or pooling window along one axis."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def draw_conv_arrays(case):
+    """x, w and (if the case has one) b, float64, from a drawn convolution case."""
+    r = np.random.default_rng(case["seed"])
+    x = r.standard_normal(case["x_shape"])
+    w = r.standard_normal(case["w_shape"])
+    b = r.standard_normal(case["w_shape"][0]) if case["bias"] else None
+    return x, w, b
+
+
+def check_conv_shape_and_adjoint(forward, backward, case) -> None:
+    """One drawn case of a convolution op: PyTorch's output size, and the adjoint
+    identities <y, g> = <x, dx> = <w, dw> for a random g."""
+    from ghostnp.kernels import use_backend  # noqa: PLC0415 - helpers stay import-light
+
+    x, w, _ = draw_conv_arrays(case)
+    geom = case["geom"]
+    with use_backend(case["backend"]):
+        y, cache = forward(x, w, None, **geom)
+        (kh, kw), (sh, sw) = w.shape[2:], geom["stride"]
+        (ph, pw), (dh, dw) = geom["padding"], geom["dilation"]
+        n, _, h, wd = x.shape
+        assert y.shape == (n, w.shape[0], out_size(h, kh, sh, ph, dh), out_size(wd, kw, sw, pw, dw))
+        g = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
+        dx, dw_, _ = backward(g, cache)
+    scale = float(np.sum(np.abs(y * g)))
+    assert_adjoint(inner(y, g), inner(x, dx), scale)
+    assert_adjoint(inner(y, g), inner(w, dw_), scale)
+
+
+def conv_vs_torch(forward, backward, torch_op, torch, x, w, b, geom, dy_rng):
+    """Run a convolution op forward and backward (dy drawn from ``dy_rng``) and compare the
+    output and every gradient with ``torch_op`` at 1e-10; returns (y, dx, dw)."""
+    from ghostnp.gradcheck import rel_error  # noqa: PLC0415 - helpers stay import-light
+
+    y, cache = forward(x, w, b, **geom)
+    dy = dy_rng.standard_normal(y.shape)
+    dx, dw, db = backward(dy, cache)
+    ty, tdx, tdw, tdb = torch_op(torch, x, w, b, dy, **geom)
+    assert y.shape == ty.shape
+    pairs = [("y", y, ty), ("dx", dx, tdx), ("dw", dw, tdw)]
+    if b is not None:
+        pairs.append(("db", db, tdb))
+    for name, ours, theirs in pairs:
+        assert rel_error(ours, theirs) < 1e-10, name
+    return y, dx, dw
+
+
+def check_conv_matches_torch(forward, backward, torch_op, torch, case) -> None:
+    """One drawn case: output and every gradient against ``torch_op`` (float64, 1e-10)."""
+    from ghostnp.kernels import use_backend  # noqa: PLC0415
+
+    x, w, b = draw_conv_arrays(case)
+    with use_backend(case["backend"]):
+        dy_rng = np.random.default_rng(case["seed"] + 1)
+        conv_vs_torch(forward, backward, torch_op, torch, x, w, b, case["geom"], dy_rng)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_adjoint, inner
+from helpers import (
+    assert_adjoint,
+    check_conv_matches_torch,
+    check_conv_shape_and_adjoint,
+    conv_vs_torch,
+    inner,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -192,16 +198,9 @@ def test_gradcheck_numba(rng):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_matches_torch(torch, backend, rng, name):
     x, w, b, geom = make(rng, name)
-    y, cache = conv2d_forward(x, w, b, **geom)
-    dy = rng.standard_normal(y.shape)
-    dx, dw, db = conv2d_backward(dy, cache)
-    ty, tdx, tdw, tdb = torch_conv(torch, x, w, b, dy, **geom)
-    assert y.shape == ty.shape
-    assert rel_error(y, ty) < 1e-10
-    assert rel_error(dx, tdx) < 1e-10
-    assert rel_error(dw, tdw) < 1e-10
-    if b is not None:
-        assert rel_error(db, tdb) < 1e-10
+    y, dx, dw = conv_vs_torch(
+        conv2d_forward, conv2d_backward, torch_conv, torch, x, w, b, geom, rng
+    )
     assert y.dtype == dx.dtype == dw.dtype == np.float64
 
 
@@ -247,51 +246,16 @@ def geometries(draw):
     )
 
 
-def draw_arrays(case):
-    r = np.random.default_rng(case["seed"])
-    x = r.standard_normal(case["x_shape"])
-    w = r.standard_normal(case["w_shape"])
-    b = r.standard_normal(case["w_shape"][0]) if case["bias"] else None
-    return x, w, b
-
-
 @settings(max_examples=30, deadline=None)
 @given(case=geometries())
 def test_property_shape_and_adjoint(case):
-    x, w, _, geom = *draw_arrays(case), case["geom"]
-    with use_backend(case["backend"]):
-        y, cache = conv2d_forward(x, w, None, **geom)
-        (kh, kw), (sh, sw) = w.shape[2:], geom["stride"]
-        (ph, pw), (dh, dw) = geom["padding"], geom["dilation"]
-        n, _, h, wd = x.shape
-        assert y.shape == (
-            n,
-            w.shape[0],
-            floor_rule(h, kh, sh, ph, dh),
-            floor_rule(wd, kw, sw, pw, dw),
-        )
-        g = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
-        dx, dw_, _ = conv2d_backward(g, cache)
-    scale = float(np.sum(np.abs(y * g)))
-    assert_adjoint(inner(y, g), inner(x, dx), scale)
-    assert_adjoint(inner(y, g), inner(w, dw_), scale)
+    check_conv_shape_and_adjoint(conv2d_forward, conv2d_backward, case)
 
 
 @settings(max_examples=30, deadline=None)
 @given(case=geometries())
 def test_property_matches_torch(torch, case):
-    x, w, b, geom = *draw_arrays(case), case["geom"]
-    with use_backend(case["backend"]):
-        y, cache = conv2d_forward(x, w, b, **geom)
-        dy = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
-        dx, dw, db = conv2d_backward(dy, cache)
-    ty, tdx, tdw, tdb = torch_conv(torch, x, w, b, dy, **geom)
-    assert y.shape == ty.shape
-    assert rel_error(y, ty) < 1e-10
-    assert rel_error(dx, tdx) < 1e-10
-    assert rel_error(dw, tdw) < 1e-10
-    if b is not None:
-        assert rel_error(db, tdb) < 1e-10
+    check_conv_matches_torch(conv2d_forward, conv2d_backward, torch_conv, torch, case)
 
 
 # ----------------------------------------------------------------------------------

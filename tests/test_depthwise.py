@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_adjoint, inner
+from helpers import (
+    assert_adjoint,
+    check_conv_matches_torch,
+    check_conv_shape_and_adjoint,
+    conv_vs_torch,
+    inner,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -184,16 +190,17 @@ def test_gradcheck_numba(rng):
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_matches_torch(torch, backend, rng, name):
     x, w, b, geom = make(rng, name)
-    y, cache = depthwise_conv2d_forward(x, w, b, **geom)
-    dy = rng.standard_normal(y.shape)
-    dx, dw, db = depthwise_conv2d_backward(dy, cache)
-    ty, tdx, tdw, tdb = torch_depthwise(torch, x, w, b, dy, **geom)
-    assert y.shape == ty.shape
-    assert rel_error(y, ty) < 1e-10
-    assert rel_error(dx, tdx) < 1e-10
-    assert rel_error(dw, tdw) < 1e-10
-    if b is not None:
-        assert rel_error(db, tdb) < 1e-10
+    y, dx, dw = conv_vs_torch(
+        depthwise_conv2d_forward,
+        depthwise_conv2d_backward,
+        torch_depthwise,
+        torch,
+        x,
+        w,
+        b,
+        geom,
+        rng,
+    )
 
 
 def test_float32_follows_dtype_and_matches_torch(torch, backend, rng):
@@ -237,48 +244,18 @@ def geometries(draw):
     )
 
 
-def draw_arrays(case):
-    r = np.random.default_rng(case["seed"])
-    x = r.standard_normal(case["x_shape"])
-    w = r.standard_normal(case["w_shape"])
-    b = r.standard_normal(case["w_shape"][0]) if case["bias"] else None
-    return x, w, b
-
-
 @settings(max_examples=30, deadline=None)
 @given(case=geometries())
 def test_property_shape_and_adjoint(case):
-    x, w, _, geom = *draw_arrays(case), case["geom"]
-    with use_backend(case["backend"]):
-        y, cache = depthwise_conv2d_forward(x, w, None, **geom)
-        n, _, h, wd = x.shape
-        kh, kw = w.shape[2:]
-        (sh, sw), (ph, pw), (dh, dw) = geom["stride"], geom["padding"], geom["dilation"]
-        ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        wo = (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        assert y.shape == (n, w.shape[0], ho, wo)
-        g = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
-        dx, dw_, _ = depthwise_conv2d_backward(g, cache)
-    scale = float(np.sum(np.abs(y * g)))
-    assert_adjoint(inner(y, g), inner(x, dx), scale)
-    assert_adjoint(inner(y, g), inner(w, dw_), scale)
+    check_conv_shape_and_adjoint(depthwise_conv2d_forward, depthwise_conv2d_backward, case)
 
 
 @settings(max_examples=30, deadline=None)
 @given(case=geometries())
 def test_property_matches_torch(torch, case):
-    x, w, b, geom = *draw_arrays(case), case["geom"]
-    with use_backend(case["backend"]):
-        y, cache = depthwise_conv2d_forward(x, w, b, **geom)
-        dy = np.random.default_rng(case["seed"] + 1).standard_normal(y.shape)
-        dx, dw, db = depthwise_conv2d_backward(dy, cache)
-    ty, tdx, tdw, tdb = torch_depthwise(torch, x, w, b, dy, **geom)
-    assert y.shape == ty.shape
-    assert rel_error(y, ty) < 1e-10
-    assert rel_error(dx, tdx) < 1e-10
-    assert rel_error(dw, tdw) < 1e-10
-    if b is not None:
-        assert rel_error(db, tdb) < 1e-10
+    check_conv_matches_torch(
+        depthwise_conv2d_forward, depthwise_conv2d_backward, torch_depthwise, torch, case
+    )
 
 
 # ----------------------------------------------------------------------------------
