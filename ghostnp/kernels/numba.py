@@ -797,6 +797,8 @@ def _masks(kh, kw, sh, sw, dh, dw, ph, pw, ho, wo, dtype):
 
 
 def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
+    """``reference.im2col``: (N, C, H, W) -> cols (N, C, kh, kw, ho, wo); x padded by
+    (ph, pw) virtually when the phase kernels apply, else padded and looped plainly."""
     n, c, h, wd = xp.shape
     t = _set_threads(n * c * kh * kw * ho * wo)
     if _phases_fit(h, wd, sh, sw, ho, wo):
@@ -810,6 +812,8 @@ def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
 
 
 def col2im(cols, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
+    """``reference.col2im``: cols (N, C, kh, kw, ho, wo) -> (N, C, hp - 2ph, wp - 2pw),
+    the adjoint of ``im2col`` with the padding cropped off."""
     n, c, kh, kw, ho, wo = cols.shape
     h, wd = hp - 2 * ph, wp - 2 * pw
     t = _set_threads(cols.size)
@@ -829,6 +833,7 @@ def _items(c, ho, wo):
 
 
 def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
+    """``reference.depthwise_forward``: x (N, C, H, W), w (C*M, kh, kw) -> y (N, C*M, ho, wo)."""
     n, c, h, wd = xp.shape
     o, kh, kw = w.shape
     t = _set_threads(n * w.size * ho * wo * sh * sw)  # strided: the input is sh*sw x larger
@@ -874,6 +879,8 @@ def _dw_backward(dy, xp, w, c, h, wd, sh, sw, dh, dw, ph, pw, want_dx, want_dw):
 
 
 def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
+    """``reference.depthwise_backward_input``: dy (N, C*M, ho, wo) -> dx (N, C, hp - 2ph,
+    wp - 2pw)."""
     none = np.empty((0, 0, 0, 0), dtype=dy.dtype)  # x is not read for dx
     return _dw_backward(
         dy, none, w, c, hp - 2 * ph, wp - 2 * pw, sh, sw, dh, dw, ph, pw, True, False
@@ -881,12 +888,14 @@ def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
 
 
 def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph=0, pw=0):
+    """``reference.depthwise_backward_weight``: dy and x -> dw (C*M, kh, kw)."""
     n, c, h, wd = xp.shape
     w = np.empty((dy.shape[1], kh, kw), dtype=dy.dtype)  # only its shape is read for dw
     return _dw_backward(dy, xp, w, c, h, wd, sh, sw, dh, dw, ph, pw, False, True)[1]
 
 
 def depthwise_backward(dy, xp, w, sh, sw, dh, dw, ph=0, pw=0):
+    """Both depthwise gradients (dx like x, dw like w) from one pass over dy."""
     n, c, h, wd = xp.shape
     return _dw_backward(dy, xp, w, c, h, wd, sh, sw, dh, dw, ph, pw, True, True)
 
@@ -967,6 +976,7 @@ def _flat3(a):
 
 
 def batch_norm_stats(x):
+    """``reference.batch_norm_stats``: per-channel (mean, biased variance), each (C,)."""
     c = x.shape[1]
     _set_threads(x.size)
     mu, var = np.empty(c, dtype=x.dtype), np.empty(c, dtype=x.dtype)
@@ -974,6 +984,8 @@ def batch_norm_stats(x):
 
 
 def batch_norm_normalize(x, mu, inv_std, weight, bias, affine):
+    """``reference.batch_norm_normalize``: (xhat, y), both (N, C, H, W); y is xhat when
+    not ``affine``."""
     c = x.shape[1]
     _set_threads(x.size)
     xhat = np.empty_like(x)
@@ -986,6 +998,7 @@ def batch_norm_normalize(x, mu, inv_std, weight, bias, affine):
 
 
 def batch_norm_backward(dy, xhat, scale, training):
+    """``reference.batch_norm_backward``: (dx (N, C, H, W), dweight (C,), dbias (C,))."""
     c = dy.shape[1]
     _set_threads(dy.size)
     dx = np.empty_like(dy)
