@@ -36,6 +36,7 @@ SPACED_OPERATOR = re.compile(r"\\operatorname\{[^{}]*[0-9_][^{}]*\}")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 HEADING = re.compile(r"^ {0,3}#{1,6}(\s|$)")
 CODE_SPAN = re.compile(r"(`+).*?\1")
+CODE_DIRECTIVES = ("{code", "{sourcecode", "{literalinclude", "{autodoc2")
 
 
 def doc_files() -> list[Path]:
@@ -72,10 +73,32 @@ def control_characters(text: str) -> list[str]:
     return found
 
 
-def bad_tex_names(text: str) -> list[str]:
-    """`\\_` inside a text-mode command, or an \\operatorname that MathJax spaces out."""
-    found = []
+def _prose_lines(text: str):
+    """(line number, line) of the Markdown prose, with inline code spans removed.
+
+    Fenced code is skipped. A fenced MyST directive (```` ```{exercise} ````,
+    ```` ```{math} ````, ...) holds prose or TeX and is read, except the code directives.
+    """
+    stack = []  # open fences: (mark, is_code)
     for n, line in enumerate(text.split("\n"), 1):
+        m = FENCE.match(line)
+        if m:
+            mark, info = m.group(1), line.strip()[len(m.group(1)) :].strip()
+            top = stack[-1][0] if stack else None
+            if top and not info and mark[0] == top[0] and len(mark) >= len(top):
+                stack.pop()
+            elif not any(code for _, code in stack):
+                stack.append((mark, not info.startswith("{") or info.startswith(CODE_DIRECTIVES)))
+            continue
+        if not any(code for _, code in stack):
+            yield n, CODE_SPAN.sub("", line)
+
+
+def bad_tex_names(text: str) -> list[str]:
+    """`\\_` inside a text-mode command, or an \\operatorname that MathJax spaces out
+    (code, fenced or inline, is not TeX and is skipped)."""
+    found = []
+    for n, line in _prose_lines(text):
         for m in ESCAPED_UNDERSCORE.finditer(line):
             found.append(f"line {n}: {m.group()} (drop the backslash before _)")
         for m in SPACED_OPERATOR.finditer(line):
@@ -85,22 +108,11 @@ def bad_tex_names(text: str) -> list[str]:
 
 def headings_with_math(text: str) -> list[str]:
     """Markdown headings (outside fenced code) that contain `$` or `\\(` outside code spans."""
-    found = []
-    fence = None
-    for n, line in enumerate(text.split("\n"), 1):
-        m = FENCE.match(line)
-        if m:
-            mark = m.group(1)
-            if fence is None:
-                fence = mark
-            elif mark[0] == fence[0] and len(mark) >= len(fence) and not line.strip()[len(mark) :]:
-                fence = None
-            continue
-        if fence is None and HEADING.match(line):
-            prose = CODE_SPAN.sub("", line)
-            if "$" in prose or "\\(" in prose:
-                found.append(f"line {n}: {line.strip()}")
-    return found
+    return [
+        f"line {n}: {line.strip()}"
+        for n, line in _prose_lines(text)
+        if HEADING.match(line) and ("$" in line or "\\(" in line)
+    ]
 
 
 CHECKS = {
@@ -170,3 +182,46 @@ def test_math_in_headings_is_found():
     ]
     fenced = "```python\n# costs $5\n```\n~~~~\n## $x$\n~~~~\n#hashtag $x$\n"
     assert headings_with_math(fenced) == []
+
+
+def test_directives_are_read_and_code_inside_them_is_not():
+    text = (
+        "````{solution} ex-a\n:class: dropdown\n\n$\\texttt{a\\_b}$\n\n"
+        "```python\nprint(r'\\texttt{c\\_d}')\n```\n````\n"
+        "```{math}\n\\operatorname{im2col}(x)\n```\n"
+    )
+    found = bad_tex_names(text)
+    assert len(found) == 2 and "a\\_b" in found[0] and "im2col" in found[1]
+
+
+# The API reference: every module of the package is rendered on one of the docs/api pages.
+
+API_DIRECTIVE = re.compile(r"^`{3,}\{autodoc2-(object|docstring)\}\s+(\S+)", re.MULTILINE)
+# Modules documented elsewhere: the command line has its own page (docs/cli.md).
+NOT_IN_API = {"ghostnp.__main__", "ghostnp.cli"}
+
+
+def package_modules() -> set[str]:
+    """Dotted names of every module and package under ghostnp/, private ones excluded."""
+    names = set()
+    for path in (ROOT / "ghostnp").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not any(p.startswith("_") and p != "__main__" for p in parts):
+            names.add(".".join(parts))
+    return names
+
+
+def test_every_module_is_in_the_api_reference():
+    rendered = {
+        m.group(2)
+        for page in (DOCS / "api").glob("*.md")
+        for m in API_DIRECTIVE.finditer(page.read_text())
+    }
+    missing = sorted(package_modules() - NOT_IN_API - rendered)
+    assert not missing, (
+        "modules on no API page; add a line `{autodoc2-object} <module>` (in a ``` fence) to "
+        f"the right page in docs/api/: {missing}"
+    )
+    assert "ghostnp.functional.conv" in rendered and "ghostnp.nn.module" in rendered

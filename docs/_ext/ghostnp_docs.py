@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging as logging_std
 import os
 import re
 import runpy
+import sys
 from pathlib import Path
 
 from autodoc2.render.myst_ import MystRenderer
@@ -91,6 +93,18 @@ def stage_notebooks(app, config) -> None:
     logger.info(f"[ghostnp] {len(sources)} notebooks staged in docs/notebooks/ ({where})")
 
 
+def _draw(script: Path, plt) -> bytes:
+    """Run one figure script and return its figure as SVG bytes."""
+    try:
+        fig = runpy.run_path(str(script))["draw"]()
+    except Exception as err:  # name the script: the traceback alone may not
+        raise ExtensionError(f"figure script {script.relative_to(ROOT)} failed: {err}") from err
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def make_figures(app, config) -> None:
     """Run every docs/figures/NAME.py and save its draw() as docs/figures/NAME.svg."""
     import matplotlib
@@ -101,31 +115,29 @@ def make_figures(app, config) -> None:
     import ghostnp
 
     scripts = sorted(p for p in FIGURES.glob("*.py") if not p.name.startswith("_"))
-    # The figures compute with ghostnp; the NumPy kernels need no compilation.
-    with (
-        ghostnp.use_backend("numpy"),
-        matplotlib.rc_context({"svg.hashsalt": "ghostnp", "svg.fonttype": "path"}),
-    ):
-        for script in scripts:
-            try:
-                fig = runpy.run_path(str(script))["draw"]()
-            except Exception as err:  # name the script: the traceback alone may not
-                raise ExtensionError(
-                    f"figure script {script.relative_to(ROOT)} failed: {err}"
-                ) from err
-            buf = io.BytesIO()
-            fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-            plt.close(fig)
-            _write_if_changed(script.with_suffix(".svg"), buf.getvalue())
+    sys.path.insert(0, str(FIGURES))  # the scripts share docs/figures/_style.py
+    try:
+        # The figures compute with ghostnp; the NumPy kernels need no compilation.
+        with (
+            ghostnp.use_backend("numpy"),
+            matplotlib.rc_context({"svg.hashsalt": "ghostnp", "svg.fonttype": "path"}),
+        ):
+            for script in scripts:
+                _write_if_changed(script.with_suffix(".svg"), _draw(script, plt))
+    finally:
+        sys.path.remove(str(FIGURES))
     logger.info(f"[ghostnp] {len(scripts)} figures drawn in docs/figures/")
 
 
 class ApiRenderer(MystRenderer):
-    """autodoc2's MyST renderer, changed in three ways.
+    """autodoc2's MyST renderer, changed in five ways.
 
-    - A module is its heading, its docstring and its members, in source order. The stock
-      renderer adds "Module Contents", "Classes", "Functions" and "API" headings and a
-      summary table that repeats every first line.
+    - A module is its name as a plain heading, its docstring and its members, in source
+      order. The stock renderer adds "Module Contents", "Classes", "Functions" and "API"
+      headings and a summary table that repeats every first line.
+    - Attributes (the fields of a cache, for instance) are left out of the page contents,
+      which list the functions and classes.
+    - A class whose `__init__` has no docstring gets no empty "Initialization" rubric.
     - An attribute that has only an annotation (a field of a NamedTuple cache) gets no
       `:value: None` line: the field has no value.
     - The builtin `type` in annotations points at the builtin (several classes here have a
@@ -134,7 +146,7 @@ class ApiRenderer(MystRenderer):
 
     def render_package(self, item):
         name = item["full_name"]
-        yield from [f"# {{py:mod}}`{name}`", "", f"```{{py:module}} {name}", "```", ""]
+        yield from [f"## {name}", "", f"```{{py:module}} {name}", "```", ""]
         if self.show_docstring(item):
             yield f"```{{autodoc2-docstring}} {name}"
             if parser := self.get_doc_parser(name):
@@ -144,6 +156,16 @@ class ApiRenderer(MystRenderer):
             if child["type"] not in ("package", "module"):
                 yield from self.render_item(child["full_name"])
 
+    def render_class(self, item):
+        lines = list(super().render_class(item))
+        init = self.get_item(f"{item['full_name']}.__init__")
+        if "```{rubric} Initialization" in lines and not (init and init.get("doc", "").strip()):
+            # the rubric and the empty docstring of an __init__ that has none
+            start = lines.index("```{rubric} Initialization")
+            end = lines.index("```", lines.index(f"```{{autodoc2-docstring}} {init['full_name']}"))
+            del lines[start : end + 2]
+        yield from lines
+
     def format_annotation(self, annotation):
         return _BUILTIN_TYPE.sub("~builtins.type", super().format_annotation(annotation))
 
@@ -152,6 +174,8 @@ class ApiRenderer(MystRenderer):
         if item.get("value") is None and ":value: >" in lines:
             i = lines.index(":value: >")
             del lines[i : i + 2]
+        if item["type"] == "attribute":  # fields stay out of the page contents
+            lines.insert(2, ":no-contents-entry:")
         yield from lines
 
 
@@ -187,7 +211,27 @@ class Parser(MystParser):
         super().parse(escape_multiplication(inputstring), document)
 
 
+class _OptionalGlobs(logging_std.Filter):
+    """Drops the "toctree glob pattern didn't match any documents" warning for the globs
+    listed in `ghostnp_optional_globs` (sections that may be empty, such as the course
+    kit before it exists). Sphinx gives that warning no type, so `suppress_warnings`
+    cannot name it."""
+
+    def __init__(self, app):
+        super().__init__()
+        self.app = app
+
+    def filter(self, record) -> bool:
+        return not (
+            getattr(record, "subtype", None) == "empty_glob"
+            and record.args
+            and record.args[0] in self.app.config.ghostnp_optional_globs
+        )
+
+
 def setup(app):
+    app.add_config_value("ghostnp_optional_globs", [], "env")
+    logging_std.getLogger("sphinx.sphinx.directives.other").addFilter(_OptionalGlobs(app))
     app.connect("config-inited", stage_notebooks)
     app.connect("config-inited", make_figures)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

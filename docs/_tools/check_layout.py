@@ -50,10 +50,15 @@ ready.then(() => document.fonts.ready).then(() => {
     if (r.width === 0 || r.height === 0) continue;
     if (scrolls(el)) scrolling.add(el);
     const ox = getComputedStyle(el).overflowX;
-    const boxed = getComputedStyle(el).display !== "inline";  // overflow applies to boxes only
-    if (boxed && (ox === "hidden" || ox === "clip") && el.scrollWidth > el.clientWidth + 1
-        && el.tagName !== "MJX-ASSISTIVE-MML") {
-      cut.push(`${describe(el)} hides ${el.scrollWidth - el.clientWidth}px`);
+    // A box that hides overflow: does a child reach past it? (MathJax's own internals
+    // and its hidden copy for screen readers are not content.)
+    const boxed = getComputedStyle(el).display !== "inline";
+    if (boxed && (ox === "hidden" || ox === "clip") && !el.tagName.startsWith("MJX-")) {
+      for (const child of el.children) {
+        if (child.tagName === "MJX-ASSISTIVE-MML") continue;
+        const over = child.getBoundingClientRect().right - r.right;
+        if (over > 1) cut.push(`${describe(el)} hides ${Math.round(over)}px of its content`);
+      }
     }
     if (r.right <= edge + 1) continue;
     let a = el.parentElement, inside = false;
