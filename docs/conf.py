@@ -2,7 +2,7 @@
 MyST-NB, exercises with sphinx-exercise, the API reference from the docstrings (autodoc2)
 and MathJax served from the site itself.
 
-Build:  sphinx-build -W --keep-going -b html docs docs/_build/html
+Build:  sphinx-build -n -W --keep-going -b html docs docs/_build/html
 Student edition (solutions left out):  add `-t student`.
 """
 
@@ -82,6 +82,10 @@ html_theme_options = {
     "show_toc_level": 2,
     "use_download_button": True,
 }
+# The build runs nitpicky (-n): every cross-reference to ghostnp must resolve. Types from
+# other packages (numpy.ndarray, ...) cannot, since their inventories would have to be
+# downloaded; private base classes are not documented.
+nitpick_ignore_regex = [(r"py:.*", r"(?!ghostnp\.).*"), (r"py:.*", r"ghostnp\..*\._\w+")]
 add_module_names = False  # `conv2d_forward(...)`, under its module's heading
 toc_object_entries_show_parents = "hide"
 python_use_unqualified_type_names = True

@@ -34,7 +34,7 @@ def draw():
 
     fig, ax = plt.subplots(figsize=(7.2, 2.9))
     blank(ax)
-    gap = 4.0
+    gap = 4.8
     _board(ax, x[0, 0] > 0, 0, "one pooled position", INK)
     _board(ax, rows[0, 0] > 0, N + gap, f"after the 1x{TAPS} pass (rows)", BLUE)
     _board(ax, both[0, 0] > 0, 2 * (N + gap), f"after the {TAPS}x1 pass (columns)", ORANGE)
