@@ -7,14 +7,19 @@ chromium-driver`) and Selenium (`pip install selenium`). Usage:
         [--page 'concepts/*'] [--screenshots DIR]
 
 The built folder is served on 127.0.0.1, each page is loaded in headless Chromium at each
-width, MathJax is allowed to finish, and then every element of the article is measured:
+width, MathJax is allowed to finish, and then the article is inspected. PROBLEM lines:
 
-- CUT OFF: it reaches past the right edge of the article column and no ancestor inside
-  the article scrolls it, or a box that hides overflow is narrower than its content;
-- SCROLLS: it is wider than its box and the box scrolls (a code block, a wide formula in
-  its own scrolling box). Not an error, but worth a look on narrow pages.
+- an element reaches past the right edge of the article column and no ancestor inside
+  the article scrolls it, or a box that hides overflow is narrower than its content
+  (cut off);
+- a formula that MathJax could not typeset (its red "Math input error" box), or TeX it
+  left as raw text;
+- the page itself scrolls sideways.
 
-The exit code is 1 if anything is cut off or the page itself scrolls sideways.
+With --verbose, SCROLLS lines list what is wider than its box inside a box that scrolls
+(a code block, a wide formula): not an error, but worth a look on narrow pages.
+
+The exit code is 1 if any page has a PROBLEM line.
 """
 
 from __future__ import annotations
@@ -67,6 +72,17 @@ ready.then(() => document.fonts.ready).then(() => {
       a = a.parentElement;
     }
     if (!inside) cut.push(`${describe(el)} reaches ${Math.round(r.right - edge)}px past the column`);
+  }
+  for (const err of article.querySelectorAll("mjx-merror")) {
+    cut.push(`math error: ${err.getAttribute("data-mjx-error") || err.textContent}`);
+  }
+  // TeX that MathJax left as text (unbalanced braces, say), outside code
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+  for (let t = walker.nextNode(); t; t = walker.nextNode()) {
+    if (t.parentElement.closest("code, pre, script, style, mjx-container")) continue;
+    if (/\\\(|\\\[|\$\$/.test(t.textContent)) {
+      cut.push(`raw TeX: "${t.textContent.trim().slice(0, 70)}"`);
+    }
   }
   const pageScroll = document.documentElement.scrollWidth - window.innerWidth;
   done({cut: [...new Set(cut)],
@@ -148,7 +164,7 @@ def main(argv=None) -> int:
                 if problems or (args.verbose and res["scrolls"]):
                     print(f"{width}px {page}")
                     for line in problems:
-                        print(f"  CUT OFF  {line}")
+                        print(f"  PROBLEM  {line}")
                     for line in res["scrolls"] if args.verbose else []:
                         print(f"  SCROLLS  {line}")
                 if args.screenshots:
@@ -161,7 +177,7 @@ def main(argv=None) -> int:
     finally:
         browser.quit()
         server.shutdown()
-    print(f"{len(pages)} pages x {len(widths)} widths: {bad} with something cut off")
+    print(f"{len(pages)} pages x {len(widths)} widths: {bad} with a problem")
     return 1 if bad else 0
 
 
