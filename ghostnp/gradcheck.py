@@ -83,6 +83,7 @@ class GradcheckReport:
 
     @property
     def passed(self) -> bool:
+        """True when every row passed."""
         return all(r.passed for r in self.rows)
 
     @property

@@ -6,6 +6,10 @@ few seconds of work each), so those tests are marked ``slow`` and ``notebooks``.
 skipped when nbclient, nbformat or ipykernel is missing, unless GHOSTNP_REQUIRE_NOTEBOOKS=1,
 which turns the skip into a failure. The kernel is ipykernel's "python3" spec, which runs
 the interpreter of this environment; ``test_kernel_runs_this_environment`` makes sure of it.
+
+When GHOSTNP_EXECUTED_NOTEBOOKS names a folder, each notebook that ran is also saved there
+with its outputs, under its own file name: the documentation build renders those copies
+instead of executing the notebooks a second time (see docs/conf.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import ghostnp
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 REQUIRE_NOTEBOOKS = os.environ.get("GHOSTNP_REQUIRE_NOTEBOOKS") == "1"
+EXECUTED_DIR = os.environ.get("GHOSTNP_EXECUTED_NOTEBOOKS")
 KERNEL_NAME = "python3"
 TIMEOUT = 600  # seconds per cell
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # IPython colours its tracebacks
@@ -92,6 +97,10 @@ def test_notebook_runs(nbtools, path, record_property):
     except cell_execution_error as e:
         pytest.fail(f"{path.name}: a cell raised\n{ANSI_COLOUR.sub('', str(e))}", pytrace=False)
     record_property("seconds", round(time.perf_counter() - start, 1))
+    if EXECUTED_DIR:
+        out = Path(EXECUTED_DIR)
+        out.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, out / path.name)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

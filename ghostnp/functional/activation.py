@@ -34,6 +34,9 @@ __all__ = [
 
 
 class ActivationCache(NamedTuple):
+    """What an activation's backward needs: the op's name and the saved array (the input
+    x, or for the sigmoid the output y), of the input's shape."""
+
     op: str
     saved: np.ndarray  # the input x, or the output y for sigmoid
 
@@ -53,6 +56,7 @@ def relu_forward(x):
 
 
 def relu_backward(dy, cache):
+    """dy (like x) -> dx = dy where x > 0, else 0 (0 at x = 0, as PyTorch)."""
     _check_dy("relu_backward", dy, cache.saved)
     return dy * (cache.saved > 0)
 
@@ -64,6 +68,7 @@ def relu6_forward(x):
 
 
 def relu6_backward(dy, cache):
+    """dy (like x) -> dx = dy where 0 < x < 6, else 0 (0 at both corners)."""
     _check_dy("relu6_backward", dy, cache.saved)
     x = cache.saved
     return dy * ((x > 0) & (x < 6))
@@ -76,6 +81,7 @@ def hard_sigmoid_forward(x):
 
 
 def hard_sigmoid_backward(dy, cache):
+    """dy (like x) -> dx = dy / 6 where -3 < x < 3, else 0 (0 at x = -3 and x = 3)."""
     _check_dy("hard_sigmoid_backward", dy, cache.saved)
     x = cache.saved
     return dy * ((x > -3) & (x < 3)) / 6
@@ -88,6 +94,7 @@ def hard_swish_forward(x):
 
 
 def hard_swish_backward(dy, cache):
+    """dy (like x) -> dx = dy times 0 (x <= -3), x/3 + 1/2 (-3 < x < 3) or 1 (x >= 3)."""
     _check_dy("hard_swish_backward", dy, cache.saved)
     x = cache.saved
     slope = np.where(x <= -3, 0.0, np.where(x < 3, x / 3 + 0.5, 1.0)).astype(dy.dtype)
@@ -103,6 +110,7 @@ def sigmoid_forward(x):
 
 
 def sigmoid_backward(dy, cache):
+    """dy (like y) -> dx = dy * y * (1 - y), from the saved output y."""
     _check_dy("sigmoid_backward", dy, cache.saved)
     y = cache.saved
     return dy * y * (1 - y)

@@ -17,6 +17,9 @@ __all__ = ["DropoutCache", "dropout_forward", "dropout_backward"]
 
 
 class DropoutCache(NamedTuple):
+    """What dropout_backward needs: the scaled keep-mask (like x; None when nothing was
+    dropped) and the shape of x."""
+
     mask: np.ndarray | None  # scaled keep-mask like x, None when nothing was dropped
     shape: tuple  # x.shape, which dy must have
 

@@ -19,6 +19,9 @@ __all__ = ["LinearCache", "linear_forward", "linear_backward"]
 
 
 class LinearCache(NamedTuple):
+    """What linear_backward needs: the input x (N, in), the weight w (out, in) and whether
+    there was a bias."""
+
     x: np.ndarray  # (N, in)
     w: np.ndarray  # (out, in)
     has_bias: bool

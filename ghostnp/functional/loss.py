@@ -26,6 +26,9 @@ __all__ = [
 
 
 class CrossEntropyCache(NamedTuple):
+    """What softmax_cross_entropy_backward needs: the softmax probabilities (N, K) and the
+    target distribution q (N, K), label smoothing included."""
+
     probs: np.ndarray  # (N, K) softmax of the logits
     q: np.ndarray  # (N, K) target distribution
 

@@ -37,6 +37,10 @@ __all__ = [
 
 
 class PoolCache(NamedTuple):
+    """What the max and average pooling backward passes need: the input shape, the window
+    geometry, and either the argmax inside each window (max pool, (N, C, ho, wo)) or the
+    number of elements per window (average pool)."""
+
     x_shape: tuple
     kernel: tuple
     stride: tuple
@@ -141,6 +145,9 @@ def avg_pool2d_backward(dy, cache: PoolCache):
 
 
 class ResampleCache(NamedTuple):
+    """What the backward of adaptive pooling or nearest upsampling needs: the row matrix
+    a (Ho, H), the column matrix b (Wo, W) and the input shape."""
+
     a: np.ndarray  # (Ho, H)
     b: np.ndarray  # (Wo, W)
     x_shape: tuple

@@ -84,6 +84,8 @@ def check_same_shape(op: str, name: str, a: np.ndarray, shape: tuple) -> None:
 
 
 class ConcatCache(NamedTuple):
+    """What concat_backward needs: the channel count of each input, in order."""
+
     sizes: tuple  # channel count of each input, in order
 
 
@@ -123,6 +125,8 @@ def concat_backward(dy: np.ndarray, cache: ConcatCache, axis: int = 1):
 
 
 class SliceCache(NamedTuple):
+    """What channel_slice_backward needs: the input's channel count and the kept range."""
+
     in_channels: int
     start: int
     stop: int

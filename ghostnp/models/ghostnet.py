@@ -131,8 +131,10 @@ def ghostnetv2_100(**kw):
 
 
 def ghostnetv2_130(**kw):
+    """GhostNetV2 1.3x: 8,960,404 parameters."""
     return ghostnetv2(1.3, **kw)
 
 
 def ghostnetv2_160(**kw):
+    """GhostNetV2 1.6x: 12,392,698 parameters."""
     return ghostnetv2(1.6, **kw)

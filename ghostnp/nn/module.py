@@ -34,14 +34,17 @@ class Parameter:
 
     @property
     def shape(self) -> tuple:
+        """The shape of ``data``."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The dtype of ``data``."""
         return self.data.dtype
 
     @property
     def size(self) -> int:
+        """The number of scalars in ``data``."""
         return self.data.size
 
     def accumulate(self, g: np.ndarray) -> None:
@@ -126,6 +129,7 @@ class Module:
         object.__setattr__(self, name, value)
 
     def add_module(self, name: str, module: Module) -> None:
+        """Register ``module`` as the child ``name`` (the same as assigning the attribute)."""
         setattr(self, name, module)
 
     def _set_path(self, path: str) -> None:
@@ -146,9 +150,13 @@ class Module:
 
     # -- computation ---------------------------------------------------------------
     def forward(self, *args, **kwargs):
+        """Compute the output and keep what the backward pass needs. Called by
+        ``module(x)``, which also runs the forward hooks."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
     def backward(self, dy):
+        """Given dL/d(output) of the last forward pass, add each parameter's gradient into
+        its ``grad`` and return dL/d(input)."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
     def __call__(self, *args, **kwargs):
@@ -187,13 +195,16 @@ class Module:
             yield from child.named_modules(_join(prefix, name))
 
     def modules(self) -> Iterator[Module]:
+        """Yield this module and every descendant, depth first."""
         for _, m in self.named_modules():
             yield m
 
     def children(self) -> Iterator[Module]:
+        """Yield the direct child modules, in registration order."""
         yield from self._modules.values()
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Yield (name, module) for each direct child, in registration order."""
         yield from self._modules.items()
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -206,9 +217,11 @@ class Module:
                     yield _join(path, name), p
 
     def parameters(self) -> list[Parameter]:
+        """Every Parameter of this module and its descendants, each object once."""
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """Yield (dotted name, array) for every buffer (e.g. batch norm's running statistics)."""
         for path, m in self.named_modules(prefix):
             for name, b in m._buffers.items():
                 yield _join(path, name), b
@@ -219,11 +232,14 @@ class Module:
 
     # -- modes and dtype -----------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
+        """Set training mode (batch statistics, dropout on) on this module and its
+        descendants, or evaluation mode with ``mode=False``; returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
     def eval(self) -> Module:
+        """Evaluation mode (running statistics, dropout off); the same as ``train(False)``."""
         return self.train(False)
 
     def zero_grad(self) -> None:
@@ -317,6 +333,7 @@ class Module:
 
     # -- printing ------------------------------------------------------------------
     def extra_repr(self) -> str:
+        """The constructor arguments shown in ``repr(module)``."""
         return ""
 
     def __repr__(self) -> str:
@@ -345,6 +362,7 @@ class Sequential(Module):
                 setattr(self, str(i), m)
 
     def append(self, module: Module) -> Sequential:
+        """Add ``module`` at the end (named by its index); returns self."""
         setattr(self, str(len(self._modules)), module)
         return self
 
@@ -380,6 +398,7 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> ModuleList:
+        """Add ``module`` at the end (named by its index); returns self."""
         setattr(self, str(len(self._modules)), module)
         return self
 

@@ -85,6 +85,7 @@ Rule = Callable[[Op], int]
 
 
 def numel(shape) -> int:
+    """The number of elements of an array of this shape."""
     return int(math.prod(shape))
 
 
@@ -110,6 +111,7 @@ def linear_macs(op: Op) -> int:
 
 
 def linear_bias(op: Op) -> int:
+    """One addition per output element when the layer has a bias, else 0."""
     return numel(op.out_shape) if op.module.bias is not None else 0
 
 
@@ -170,6 +172,8 @@ class Convention:
     notes: str = field(default="", compare=False)
 
     def rule_for(self, op: Op) -> Rule | None:
+        """The rule that counts ``op``: by inline op name, else by the first class in the
+        module's MRO that has one; None when the convention has no rule for it."""
         if op.inline:
             return self.inline.get(op.type, self.default)
         for cls in type(op.module).__mro__:
@@ -178,6 +182,7 @@ class Convention:
         return self.default
 
     def count(self, op: Op) -> int | None:
+        """The operations this convention counts for ``op``, or None when it has no rule."""
         rule = self.rule_for(op)
         return None if rule is None else int(rule(op))
 

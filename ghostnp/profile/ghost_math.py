@@ -79,6 +79,7 @@ class GhostVsConv:
     speedup_eq4: float
 
     def to_dict(self) -> dict:
+        """The fields as plain Python types, ready for ``json.dumps``."""
         d = asdict(self)
         d["out_hw"] = list(self.out_hw)
         return d

@@ -38,6 +38,9 @@ def activation_bytes(op: Op, batch: int, itemsize: int) -> int:
 
 @dataclass(frozen=True)
 class MemoryRow:
+    """One traced operation: its path, type, output shape at the batch size, and the bytes
+    of activations it keeps for the backward pass."""
+
     name: str
     type: str
     output_shape: tuple
@@ -62,9 +65,11 @@ class MemoryReport:
 
     @property
     def training_bytes(self) -> int:
+        """Parameters, their gradients, the input and the kept activations, in bytes."""
         return self.param_bytes + self.grad_bytes + self.input_bytes + self.activation_bytes
 
     def to_dict(self) -> dict:
+        """Everything as plain Python types, ready for ``json.dumps``."""
         return {
             "input_shape": list(self.input_shape),
             "dtype": self.dtype,
@@ -103,6 +108,8 @@ class MemoryReport:
 
 
 def build_report(model: Module, ops, batch: int, chw: tuple, dtype) -> MemoryReport:
+    """The memory estimate of ``model`` from its traced ops, for a batch of ``batch``
+    inputs of shape ``chw`` in ``dtype``."""
     itemsize = np.dtype(dtype).itemsize
     rows = tuple(
         MemoryRow(

@@ -52,6 +52,7 @@ class Row:
     activation_bytes: int
 
     def to_dict(self) -> dict:
+        """The fields as plain Python types, ready for ``json.dumps``."""
         d = asdict(self)
         d["output_shape"] = list(self.output_shape)
         return d
@@ -69,6 +70,7 @@ class Stage:
     activation_bytes: int
 
     def to_dict(self) -> dict:
+        """The fields as plain Python types, ready for ``json.dumps``."""
         d = asdict(self)
         d["output_shape"] = list(self.output_shape)
         return d
@@ -164,6 +166,7 @@ class Summary:
 
     @property
     def count_label(self) -> str:
+        """The heading of the count column: "MACs" for the paper convention, else "Ops (name)"."""
         return "MACs" if self.convention == "paper" else f"Ops ({self.convention})"
 
     # -- text ----------------------------------------------------------------------
@@ -194,6 +197,7 @@ class Summary:
         return _group_stages(self.rows, self._stage_parents, self._module_shapes)
 
     def totals_text(self) -> str:
+        """The totals (parameters, count per image, activation memory) as text lines."""
         lines = [
             f"{self.model_name}, input {fmt_shape(self.input_shape)}, convention {self.convention!r}",
             f"Total params: {fmt_int(self.total_params)} ({fmt_bytes(self.param_bytes)} {self.dtype})",
@@ -367,6 +371,7 @@ class ConventionComparison:
 
     @property
     def conventions(self):
+        """The names of the compared conventions, in column order."""
         return list(self.totals)
 
     def _table_rows(self):
@@ -390,6 +395,7 @@ class ConventionComparison:
         return f"{head}\n\n{table}\n\n{millions}\n\n{notes}"
 
     def to_markdown(self) -> str:
+        """The comparison as a Markdown table, followed by each convention's rule."""
         table = markdown_table(
             ["", *self.totals], self._table_rows(), align="l" + "r" * len(self.totals)
         )
@@ -397,6 +403,7 @@ class ConventionComparison:
         return f"{table}\n\n{notes}\n"
 
     def to_dict(self) -> dict:
+        """Everything as plain Python types, ready for ``json.dumps``."""
         return {
             "model": self.model_name,
             "input_shape": list(self.input_shape),
