@@ -85,6 +85,7 @@ HIDDEN = {
     "ghostify": (
         "ghostnp.models.ghostify",
         "ghostnp.optim.SGD",
+        "ghostnp.train.train_step",
         "ghostnp.train.fit",
     ),
 }
