@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .grader import DEFAULT_TIME_LIMIT
+
 EXIT_USAGE = 2
 
 __all__ = ["add_parser", "run"]
@@ -42,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="seconds allowed per check (default 20)",
+        help=f"seconds allowed per check (default {DEFAULT_TIME_LIMIT:g})",
     )
     p.set_defaults(func=run, _assignment_parser=p)
     return p
@@ -50,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Carry out ``ghostnp assignment ...``; returns the exit code."""
-    from . import ASSIGNMENTS, DEFAULT_TIME_LIMIT, grade, start
+    from . import ASSIGNMENTS, grade, start
 
     action = getattr(args, "assignment_action", None)
     if action == "list":

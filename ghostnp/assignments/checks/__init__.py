@@ -47,15 +47,18 @@ def _verdict(report, names, hints) -> None:
     raise Fail(msg + (f": {hint}" if hint else ""))
 
 
-def gradient_check(forward, backward, inputs, names, hints=None, wrt=None, **kwargs) -> str:
-    """Run ghostnp's float64 gradient check of ``backward`` against ``forward`` on
-    ``inputs`` (random upstream gradient); Fail naming the gradients that disagree
-    (``names[i]`` for input i; ``hints[name]`` says what that gradient should be).
-    Returns a short note for a pass."""
-    report = check_function(forward, backward, *inputs, wrt=wrt, **kwargs)
-    checked = names if wrt is None else [names[i] for i in wrt]
-    _verdict(report, checked, hints or {})
-    return f"worst relative error {report.max_error:.1e}"
+def gradient_check(forward, backward, cases, names, hints=None, wrt=None) -> str:
+    """Run ghostnp's float64 gradient check of ``backward`` against ``forward`` (random
+    upstream gradient) on each (inputs, kwargs) of ``cases``; Fail naming the gradients
+    that disagree (``names[i]`` for input i; ``hints[name]`` says what that gradient
+    should be). Returns a short note for a pass."""
+    worst = 0.0
+    for inputs, kwargs in cases:
+        report = check_function(forward, backward, *inputs, wrt=wrt, **kwargs)
+        checked = names if wrt is None else [names[i] for i in wrt]
+        _verdict(report, checked, hints or {})
+        worst = max(worst, report.max_error)
+    return f"worst relative error {worst:.1e}"
 
 
 def module_gradient_check(module, x, hints=None) -> str:
@@ -166,3 +169,86 @@ def same_layout(student, reference, what: str) -> None:
     if problems:
         shown = "; ".join(problems[:4]) + ("; ..." if len(problems) > 4 else "")
         raise Fail(f"{what}: the state dict differs from GhostNet's names and shapes: {shown}")
+
+
+def out_size(size: int, k: int, s: int, p: int) -> int:
+    """PyTorch's output length of a window k moved by s over size padded by p."""
+    return (size + 2 * p - k) // s + 1
+
+
+def op_runs(ctx, cases, student, reference, r, names=("y", "dx", "dw", "db")) -> list:
+    """Run a student's forward/backward pair and the library's on the same inputs.
+
+    ``cases``: (case, inputs, kwargs); ``student``: a (forward, backward) pair called as
+    ``forward(*inputs, **kwargs)`` and ``backward(dy, cache)``; ``reference()`` returns
+    the library's pair and is called with the hiding lifted (the library's functions
+    must be looked up then, not before). One random dy per case. Returns ``judge``'s runs: (case, got, expected), where got lacks
+    the gradients when the student's output has the wrong shape.
+    """
+    runs = []
+    for case, inputs, kwargs in cases:
+        with ctx.reference():
+            forward, backward = reference()
+            y, cache = forward(*inputs, **kwargs)
+            dy = r.standard_normal(y.shape)
+            expected = dict(zip(names, (y, *backward(dy, cache)), strict=True))
+        copies = [None if a is None else a.copy() for a in inputs]
+        y, cache = student[0](*copies, **kwargs)
+        got = {"y": y}
+        if isinstance(y, np.ndarray) and y.shape == expected["y"].shape:
+            what = getattr(student[1], "__name__", "backward")
+            grads = unpack(what, student[1](dy.copy(), cache), len(names) - 1)
+            got.update(zip(names[1:], grads, strict=True))
+        runs.append((case, got, expected))
+    return runs
+
+
+def paired_modules(ctx, label, build_reference, build_student, r, training=True):
+    """(student module, library module) with the same random float64 weights.
+
+    ``build_reference()`` runs with the hiding lifted; the student's module must be a
+    ghostnp Module with the reference's state-dict names and shapes (Fail otherwise,
+    naming ``label``). Both end in training or eval mode as asked.
+    """
+    with ctx.reference():
+        ref = randomize(build_reference().astype(np.float64), r)
+    mine = build_student()
+    from ...nn import Module
+
+    if not isinstance(mine, Module):
+        raise Fail(f"{label}: the class must subclass ghostnp.nn.Module")
+    mine.astype(np.float64)
+    same_layout(mine, ref, label)
+    mine.load_state_dict(ref.state_dict())
+    mine.train(training)
+    ref.train(training)
+    return mine, ref
+
+
+def module_runs(ctx, cases, make_pair, r, variants=None) -> tuple:
+    """Forward and backward of the student's module and the library's on the same random
+    x and dy: ``cases`` are (case, input shape), ``make_pair(case)`` gives (mine, ref).
+
+    ``variants(case, ref, x, dy)``, if given, returns {message: dx} of known mistakes computed
+    with the library's module; a student's wrong dx that equals one fails with that
+    message. Returns (judge's runs, the names of every compared array).
+    """
+    runs, names = [], ["y", "dx"]
+    for case, shape in cases:
+        mine, ref = make_pair(case)
+        x = r.standard_normal(shape)
+        with ctx.reference():
+            dy = r.standard_normal(ref(x).shape)
+            expected = run_module(ref, x, dy)
+        got = run_module(mine, x, dy)
+        names += [k for k in expected if k not in names]
+        runs.append((case, got, expected))
+        dx = got.get("dx")
+        if variants is not None and isinstance(dx, np.ndarray) and dx.shape == x.shape:
+            if error_mask(dx, expected["dx"]).any():
+                with ctx.reference():
+                    known = variants(case, ref, x, dy)
+                for message, wrong in known.items():
+                    if not error_mask(dx, wrong).any():
+                        raise Fail(message)
+    return runs, tuple(names)

@@ -14,6 +14,10 @@ from . import gradient_check, judge, rng, unpack
 checks = CheckList()
 
 SHAPES = [(4, 3, 2, 2), (2, 1, 3, 5), (1, 2, 4, 3), (5, 4, 1, 1)]
+BOTH_FORWARDS = (
+    "forward, training: hand example and running statistics",
+    "forward, eval: uses the running statistics",
+)
 
 
 def _forward4(ctx):
@@ -183,12 +187,8 @@ def _gradcheck(ctx, training):
         return (*unpack("batch_norm_backward", backward(dy, cache), 3), None, None)
 
     r = rng(2 if training else 3)
-    note = ""
-    for shape in SHAPES[:2]:
-        note = gradient_check(
-            fwd, bwd, _draw(shape, r), ["dx", "dgamma", "dbeta"], HINTS, wrt=[0, 1, 2]
-        )
-    return note
+    cases = [(_draw(shape, r), {}) for shape in SHAPES[:2]]
+    return gradient_check(fwd, bwd, cases, ["dx", "dgamma", "dbeta"], HINTS, wrt=[0, 1, 2])
 
 
 @checks.add(
@@ -210,10 +210,7 @@ def gradcheck_eval(ctx):
 @checks.add(
     "float32 in, float32 out",
     points=1,
-    needs=(
-        "forward, training: hand example and running statistics",
-        "forward, eval: uses the running statistics",
-    ),
+    needs=BOTH_FORWARDS,
 )
 def keeps_float32(ctx):
     forward, backward = _forward4(ctx), ctx.get("batch_norm_backward")
@@ -231,10 +228,7 @@ def keeps_float32(ctx):
 @checks.add(
     "matches ghostnp's batch norm on random inputs",
     points=2,
-    needs=(
-        "forward, training: hand example and running statistics",
-        "forward, eval: uses the running statistics",
-    ),
+    needs=BOTH_FORWARDS,
 )
 def reference(ctx):
     forward, backward = _forward4(ctx), ctx.get("batch_norm_backward")

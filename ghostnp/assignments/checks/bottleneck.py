@@ -9,7 +9,7 @@ import numpy as np
 from ... import models, nn
 from ..diagnose import array, compare, error_mask
 from ..grader import CheckList, Fail
-from . import judge, module_gradient_check, randomize, rng, run_module, same_layout
+from . import judge, module_gradient_check, module_runs, paired_modules, rng, run_module
 
 checks = CheckList()
 
@@ -40,19 +40,11 @@ def _block_args(cfg) -> str:
 
 def _build(ctx, name, args, r, training=True):
     """(student module, ghostnp's module of the same name) with the same random float64
-    weights. The class is looked up while the hiding is lifted."""
-    with ctx.reference():
-        ref = randomize(getattr(nn, name)(*args).astype(np.float64), r)
-    mine = ctx.get(name)(*args)
-    if not isinstance(mine, nn.Module):
-        raise Fail(f"{name} must subclass ghostnp.nn.Module")
-    mine.astype(np.float64)
+    weights."""
     label = f"{name}{tuple(args)}" if name != "GhostBottleneck" else _block_args(args)
-    same_layout(mine, ref, label)
-    mine.load_state_dict(ref.state_dict())
-    mine.train(training)
-    ref.train(training)
-    return mine, ref
+    return paired_modules(
+        ctx, label, lambda: getattr(nn, name)(*args), lambda: ctx.get(name)(*args), r, training
+    )
 
 
 @checks.add("SqueezeExcite: reduced width and member names", points=1)
@@ -198,47 +190,31 @@ def _branches(ref, x, dy):
 )
 def block_backward(ctx):
     r = rng(7)
-    runs, names = [], ["y", "dx"]
-    for training in (True, False):
-        for cfg, shape in BLOCKS:
-            mine, ref = _build(ctx, "GhostBottleneck", cfg, r, training)
-            x = r.standard_normal(shape)
-            with ctx.reference():
-                dy = r.standard_normal(ref(x).shape)
-                expected = run_module(ref, x, dy)
-            got = run_module(mine, x, dy)
-            names += [k for k in expected if k not in names]
-            dx = got.get("dx")
-            if (
-                isinstance(dx, np.ndarray)
-                and dx.shape == x.shape
-                and error_mask(dx, expected["dx"]).any()
-            ):
-                with ctx.reference():
-                    branches = _branches(ref, x, dy)
-                for branch, partial in branches.items():
-                    if not error_mask(dx, partial).any():
-                        raise Fail(
-                            f"{_block_args(cfg)}: dx is the gradient through {branch} alone: x "
-                            "feeds both the main path and the shortcut, so dx is the sum of both"
-                        )
-            runs.append((((cfg, shape), training), got, expected))
-    return judge(runs, tuple(names), _describe, FEATURES)
+    cases = [(((cfg, shape), t), shape) for t in (True, False) for cfg, shape in BLOCKS]
+
+    def variants(case, ref, x, dy):
+        return {
+            f"{_block_args(case[0][0])}: dx is the gradient through {branch} alone: x feeds "
+            "both the main path and the shortcut, so dx is the sum of both": dx
+            for branch, dx in _branches(ref, x, dy).items()
+        }
+
+    runs, names = module_runs(
+        ctx, cases, lambda c: _build(ctx, "GhostBottleneck", c[0][0], r, c[1]), r, variants
+    )
+    return judge(runs, names, _describe, FEATURES)
 
 
 def _net_pair(ctx, r, training):
     kwargs = dict(width=1.0, num_classes=5, dropout=0.0, in_chans=3, cfg=TINY_CFG)
-    with ctx.reference():
-        ref = randomize(models.GhostNet(**kwargs).astype(np.float64), r)
-    mine = ctx.get("GhostNet")(**kwargs)
-    if not isinstance(mine, nn.Module):
-        raise Fail("GhostNet must subclass ghostnp.nn.Module")
-    mine.astype(np.float64)
-    same_layout(mine, ref, "GhostNet on a small stage table")
-    mine.load_state_dict(ref.state_dict())
-    mine.train(training)
-    ref.train(training)
-    return mine, ref
+    return paired_modules(
+        ctx,
+        "GhostNet on a small stage table",
+        lambda: models.GhostNet(**kwargs),
+        lambda: ctx.get("GhostNet")(**kwargs),
+        r,
+        training,
+    )
 
 
 def _net_describe(training) -> str:

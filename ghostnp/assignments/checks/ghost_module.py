@@ -9,7 +9,7 @@ import numpy as np
 from ... import nn
 from ..diagnose import array, compare, error_mask
 from ..grader import CheckList, Fail
-from . import judge, module_gradient_check, randomize, rng, run_module, same_layout
+from . import judge, module_gradient_check, module_runs, paired_modules, rng, run_module
 
 checks = CheckList()
 
@@ -39,18 +39,14 @@ def _args(cfg) -> str:
 
 def _pair(ctx, cfg, r, training=True):
     """(student module, ghostnp's module) with the same random weights, float64."""
-    with ctx.reference():
-        ref = randomize(nn.GhostModule(*cfg).astype(np.float64), r)
-    mine = ctx.get("GhostModule")(*cfg)
-    if not isinstance(mine, nn.Module):
-        raise Fail("GhostModule must subclass ghostnp.nn.Module")
-    mine.astype(np.float64)
-    same_layout(mine, ref, _args(cfg))
-    mine.load_state_dict(ref.state_dict())
-    if not training:
-        mine.eval()
-        ref.eval()
-    return mine, ref
+    return paired_modules(
+        ctx,
+        _args(cfg),
+        lambda: nn.GhostModule(*cfg),
+        lambda: ctx.get("GhostModule")(*cfg),
+        r,
+        training,
+    )
 
 
 @checks.add("ghost_channels: intrinsic and ghost maps", points=1)
@@ -251,26 +247,13 @@ def gradcheck(ctx):
 )
 def backward_reference(ctx):
     r = rng(7)
-    runs, names = [], ["y", "dx"]
-    for training in (True, False):
-        for cfg, shape in CONFIGS:
-            mine, ref = _pair(ctx, cfg, r, training)
-            x = r.standard_normal(shape)
-            with ctx.reference():
-                dy = r.standard_normal(ref(x).shape)
-                expected = run_module(ref, x, dy)
-            got = run_module(mine, x, dy)
-            names += [k for k in expected if k not in names]
-            runs.append((((cfg, shape), training), got, expected))
-            dx = got.get("dx")
-            if (
-                isinstance(dx, np.ndarray)
-                and dx.shape == x.shape
-                and error_mask(dx, expected["dx"]).any()
-            ):
-                with ctx.reference():
-                    variants = _dx_variants(ref, x, dy)
-                for name, wrong in variants.items():
-                    if not error_mask(dx, wrong).any():
-                        raise Fail(f"for {_args(cfg)}: {FAN_OUT[name]}")
-    return judge(runs, tuple(names), _describe, FEATURES)
+    cases = [(((cfg, shape), t), shape) for t in (True, False) for cfg, shape in CONFIGS]
+
+    def variants(case, ref, x, dy):
+        return {
+            f"for {_args(case[0][0])}: {FAN_OUT[name]}": dx
+            for name, dx in _dx_variants(ref, x, dy).items()
+        }
+
+    runs, names = module_runs(ctx, cases, lambda c: _pair(ctx, c[0][0], r, c[1]), r, variants)
+    return judge(runs, names, _describe, FEATURES)

@@ -11,27 +11,13 @@ MACs (multiply-adds) per image: convolutions and linear layers only (batch norm,
 activations, pooling and additions are not counted).
 """
 
+from ghostnp.models.ghostnet import GHOSTNET_CFG
 from ghostnp.nn import make_divisible
 
-# One list per stage, one row per bottleneck: k (kernel of the strided depthwise conv and of
-# the shortcut's), exp (mid channels), out channels, SE ratio, stride.
-GHOSTNET_CFG = [
-    [[3, 16, 16, 0, 1]],
-    [[3, 48, 24, 0, 2]],
-    [[3, 72, 24, 0, 1]],
-    [[5, 72, 40, 0.25, 2]],
-    [[5, 120, 40, 0.25, 1]],
-    [[3, 240, 80, 0, 2]],
-    [
-        [3, 200, 80, 0, 1],
-        [3, 184, 80, 0, 1],
-        [3, 184, 80, 0, 1],
-        [3, 480, 112, 0.25, 1],
-        [3, 672, 112, 0.25, 1],
-    ],
-    [[5, 672, 160, 0.25, 2]],
-    [[5, 960, 160, 0, 1], [5, 960, 160, 0.25, 1], [5, 960, 160, 0, 1], [5, 960, 160, 0.25, 1]],
-]
+# GHOSTNET_CFG (imported above) is the stage table: one list per stage (blocks.i), one row
+# per bottleneck (blocks.i.j):
+# [k (kernel of the strided depthwise conv and of the shortcut's), exp (mid channels),
+#  out channels, SE ratio, stride]; print it to see the 16 rows.
 
 
 def out_size(size, k, stride):
