@@ -91,6 +91,18 @@ MISTAKES = [
         ["fails exactly when there is padding", "crops"],
     ),
     (
+        "im2col",
+        "col2im crops with a[p:-p], empty for p = 0",
+        [
+            (
+                "return dxp[:, :, padding : padding + h, padding : padding + w].copy()",
+                "return dxp[:, :, padding:-padding, padding:-padding].copy()",
+            )
+        ],
+        "col2im: the adjoint of im2col",
+        ["a[p:-p] is empty when p = 0"],
+    ),
+    (
         "depthwise",
         "output channel o read from input channel o % C",
         [

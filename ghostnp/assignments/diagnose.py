@@ -84,6 +84,15 @@ def compare(name: str, got, expected, rtol: float = RTOL, regions=(), hint: str 
     """
     expected = np.asarray(expected)
     got = array(name, got, expected.shape)
+    if (
+        got.dtype.kind == "f"
+        and expected.dtype.kind == "f"
+        and got.dtype.itemsize < expected.dtype.itemsize
+    ):
+        raise Fail(
+            f"{name} has dtype {got.dtype} for {expected.dtype} inputs: keep the input's dtype "
+            "(create new arrays with dtype=x.dtype or np.zeros_like)"
+        )
     mask = error_mask(got, expected, rtol)
     if not mask.any():
         return

@@ -34,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..kernels import use_backend
@@ -136,7 +136,6 @@ class GradeReport:
     assignment: str
     results: tuple
     seconds: float = 0.0
-    notes: tuple = field(default_factory=tuple)
 
     @property
     def score(self) -> float:
@@ -165,7 +164,6 @@ class GradeReport:
             lines.append(f"  {verdict}  {pts:>5}  {r.name}")
             if r.message:
                 lines.append(f"               {r.message}")
-        lines.extend(self.notes)
         return "\n".join(lines)
 
 

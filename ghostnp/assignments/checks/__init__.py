@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...gradcheck import check_function, check_module
+from ...nn import BatchNorm2d, Module
 from ..diagnose import common_feature, compare, error_mask
 from ..grader import Fail
 
@@ -13,8 +14,15 @@ __all__ = [
     "gradient_check",
     "judge",
     "module_gradient_check",
+    "module_runs",
+    "op_runs",
+    "out_size",
+    "paired_modules",
     "pattern",
+    "randomize",
     "rng",
+    "run_module",
+    "same_layout",
     "unpack",
 ]
 
@@ -130,8 +138,6 @@ def judge(runs, names, describe, features=(), feature_hints=None, hints=None, re
 def randomize(module, r):
     """Give every BatchNorm2d of ``module`` random weight, bias and running statistics
     (fresh BNs are the identity at first, which would hide mistakes), in place."""
-    from ...nn import BatchNorm2d
-
     for _, m in module.named_modules():
         if isinstance(m, BatchNorm2d):
             c = m.num_features
@@ -213,8 +219,6 @@ def paired_modules(ctx, label, build_reference, build_student, r, training=True)
     with ctx.reference():
         ref = randomize(build_reference().astype(np.float64), r)
     mine = build_student()
-    from ...nn import Module
-
     if not isinstance(mine, Module):
         raise Fail(f"{label}: the class must subclass ghostnp.nn.Module")
     mine.astype(np.float64)
