@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--layer", default=None)
     v.add_argument("--out", default="ghost_maps.png")
     v.set_defaults(func=_cmd_visualize)
+
+    from .assignments.command import add_parser as add_assignment_parser
+
+    add_assignment_parser(sub)
     return p
 
 
