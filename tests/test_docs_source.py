@@ -198,7 +198,9 @@ def test_directives_are_read_and_code_inside_them_is_not():
 
 API_DIRECTIVE = re.compile(r"^`{3,}\{autodoc2-(object|docstring)\}\s+(\S+)", re.MULTILINE)
 # Modules documented elsewhere: the command line has its own page (docs/cli.md).
-NOT_IN_API = {"ghostnp.__main__", "ghostnp.cli"}
+NOT_IN_API = {"ghostnp.__main__", "ghostnp.cli", "ghostnp.assignments.command"}
+# the assignments' material is what a student is given to complete, not part of the API
+NOT_IN_API_UNDER = ("ghostnp.assignments.material",)
 
 
 def package_modules() -> set[str]:
@@ -219,7 +221,9 @@ def test_every_module_is_in_the_api_reference():
         for page in (DOCS / "api").glob("*.md")
         for m in API_DIRECTIVE.finditer(page.read_text())
     }
-    missing = sorted(package_modules() - NOT_IN_API - rendered)
+    missing = sorted(
+        m for m in package_modules() - NOT_IN_API - rendered if not m.startswith(NOT_IN_API_UNDER)
+    )
     assert not missing, (
         "modules on no API page; add a line `{autodoc2-object} <module>` (in a ``` fence) to "
         f"the right page in docs/api/: {missing}"
