@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATASETS, ArrayDataset, DataLoader, get_dataset
+from .grad_mode import no_grad
 from .nn.layers import CrossEntropyLoss
 from .rng import generator, manual_seed
 
@@ -164,18 +165,21 @@ def evaluate(model, loader, criterion=None) -> tuple[float, float]:
 
     The loss is ``criterion`` (default: plain cross-entropy) averaged over samples, so
     a smaller last batch counts by its size; accuracy is the fraction of samples whose
-    largest logit is the label. The model's train/eval mode is restored afterwards.
+    largest logit is the label. It runs under `ghostnp.no_grad`, so no layer keeps a
+    backward cache (a fraction of the memory of a training forward). The model's
+    train/eval mode is restored afterwards.
     """
     criterion = CrossEntropyLoss() if criterion is None else criterion
     was_training = model.training
     model.eval()
     total, loss_sum, correct = 0, 0.0, 0
     try:
-        for x, y in loader:
-            logits = model(x)
-            loss_sum += criterion(logits, y) * len(y)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
-            total += len(y)
+        with no_grad():
+            for x, y in loader:
+                logits = model(x)
+                loss_sum += criterion(logits, y) * len(y)
+                correct += int(np.count_nonzero(logits.argmax(axis=1) == y))
+                total += len(y)
     finally:
         model.train(was_training)
     if total == 0:

@@ -702,6 +702,7 @@ def visualize_main(
     mode up to that layer; `plot_ghost_maps` draws the result into ``out``.
     """
     from .checkpoint import load_checkpoint
+    from .grad_mode import no_grad
     from .interop import load_torch_weights
     from .nn.ghost import GhostModule
     from .nn.record import ghost_paths, record
@@ -763,7 +764,7 @@ def visualize_main(
 
     net.eval()
     keys = [f"{layer}.primary_conv", f"{layer}.cheap_operation"]
-    with record(net, keys) as rec:
+    with record(net, keys) as rec, no_grad():
         handle = modules[layer].register_forward_hook(stop)
         try:
             net(x)
