@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import LayerError, LayerStateError, LayerValueError, StateDictError
+from ..errors import LayerError, LayerStateError, NonFiniteInputError, StateDictError
 from ..grad_mode import is_grad_enabled
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "BACKWARD_STATE"]
@@ -83,7 +83,7 @@ class Parameter:
 
 
 def _check_finite_input(module, x) -> None:
-    """Raise LayerValueError naming ``module`` if the float array ``x`` holds NaN or Inf.
+    """Raise NonFiniteInputError (a ValueError) naming ``module`` if the float array ``x`` holds NaN or Inf.
 
     One reduction over ``x`` when it is finite (the usual case); the counts only when not.
     """
@@ -98,7 +98,7 @@ def _check_finite_input(module, x) -> None:
         return
     nan = int(np.count_nonzero(np.isnan(x)))
     where = f" (the first in sample {int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))})"
-    raise LayerValueError(
+    raise NonFiniteInputError(
         module.where,
         f"the input holds {bad} non-finite value(s) of {x.size} ({nan} NaN, {bad - nan} "
         f"infinite){where if x.ndim > 1 else ''}; in train mode they would make every "
@@ -340,7 +340,8 @@ class Module:
         """Copy arrays from ``state_dict`` into the parameters and buffers (cast to their dtype).
 
         Every problem (missing, unexpected, wrong shape, not numeric) is collected and
-        raised as one StateDictError before anything is changed. ``num_batches_tracked``
+        raised as one StateDictError before anything is changed; its message counts
+        them and lists the first few of each kind (``err.problems`` has them all). ``num_batches_tracked``
         may be absent (older checkpoints lack it). With ``strict=False`` missing and
         unexpected keys are ignored, but shapes must still match.
         """
@@ -364,18 +365,15 @@ class Module:
                 bad.append(f"{k}: expected shape {cur_arr.shape}, got {arr.shape}")
             else:
                 staged.append((m, name, arr.astype(cur_arr.dtype, copy=True)))
-        problems = list(bad)
+        problems = {"wrong entry": bad}
         if strict:
-            problems = (
-                [f"missing key: {k}" for k in missing]
-                + [f"unexpected key: {k}" for k in unexpected]
-                + problems
-            )
-        if problems:
-            raise StateDictError(
-                f"{self.where}: load_state_dict found {len(problems)} problem(s), nothing was "
-                "loaded:\n  " + "\n  ".join(problems)
-            )
+            problems = {
+                "missing key": [f"missing key: {k}" for k in missing],
+                "unexpected key": [f"unexpected key: {k}" for k in unexpected],
+                **problems,
+            }
+        if any(problems.values()):
+            raise StateDictError.from_problems(self.where, problems)
         for m, name, arr in staged:
             cur = getattr(m, name)
             if isinstance(cur, Parameter):
