@@ -67,8 +67,9 @@ def plot_history(history, title: str | None = None) -> Figure:
 
     ``history`` is a `ghostnp.train.History` or its ``to_dict()``: equal-length
     lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` (one value per epoch;
-    a list that is missing or all NaN is left out). Epochs are numbered from 1.
-    Returns a Figure with two axes.
+    a list that is missing or all NaN is left out). Epochs are numbered from 1. The
+    loss axis is logarithmic (when every loss is positive), so a single spike does not
+    flatten the rest of the curve. Returns a Figure with two axes.
     """
     h = _as_dict(history)
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -87,6 +88,10 @@ def plot_history(history, title: str | None = None) -> Figure:
         if ax.lines:
             ax.legend()
     ax_acc.set_ylim(top=1.0)
+    losses = np.concatenate([line.get_ydata() for line in ax_loss.lines] or [np.zeros(0)])
+    if losses.size and np.all(losses[np.isfinite(losses)] > 0):
+        # one spike (a loss of 17 among losses of 0.3) would flatten a linear axis
+        ax_loss.set_yscale("log")
     ax_loss.set_title("loss")
     ax_acc.set_title("accuracy")
     if title:
