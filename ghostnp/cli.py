@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         default=None,
         metavar="CHECKPOINT",
-        help="continue the run saved in this checkpoint (e.g. runs/ghostnp/last.npz)",
+        help="continue the run saved in this checkpoint, e.g. runs/ghostnp/last.npz "
+        "(default: none, a new run)",
     )
     t.add_argument(
         "--json",

@@ -14,9 +14,9 @@ What a forward keeps only for its backward lives in attributes named in
 assignments store None instead, so a forward keeps nothing a backward would need,
 and a later backward says why it cannot run.
 
-A model in train mode refuses NaN or infinite input at its outermost call, before
-any layer runs: one bad pixel would otherwise turn every batch-norm running
-statistic into NaN for good.
+A model with buffers (batch-norm running statistics) refuses NaN or infinite input
+in train mode at its outermost call, before any layer runs: one bad pixel would
+otherwise turn every running statistic into NaN for good.
 """
 
 from __future__ import annotations
@@ -101,8 +101,8 @@ def _check_finite_input(module, x) -> None:
     raise NonFiniteInputError(
         module.where,
         f"the input holds {bad} non-finite value(s) of {x.size} ({nan} NaN, {bad - nan} "
-        f"infinite){where if x.ndim > 1 else ''}; in train mode they would make every "
-        "batch-norm running statistic NaN, so nothing was run or changed",
+        f"infinite){where if x.ndim > 1 else ''}; in train mode they would turn its "
+        "running statistics (batch norm) into NaN for good, so nothing was run or changed",
     )
 
 
@@ -210,7 +210,8 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         if _calls.depth == 0 and self.training and self.check_finite_input and args:
-            _check_finite_input(self, args[0])
+            if any(True for _ in self.named_buffers()):  # state that NaN would poison
+                _check_finite_input(self, args[0])
         _calls.depth += 1
         try:
             out = self.forward(*args, **kwargs)
