@@ -148,6 +148,7 @@ def test_visualize_runs_its_forward_under_no_grad(tmp_path, monkeypatch):
     assert modes and not any(modes)
 
 
+@pytest.mark.slow
 def test_no_grad_forward_of_ghostnet_peaks_at_a_third_of_the_memory():
     """GhostNet-1.0x, batch 8 at 224x224, on the NumPy backend (tracemalloc sees every
     array it allocates): the peak of a no_grad forward against a caching forward."""
@@ -173,3 +174,29 @@ def test_no_grad_forward_of_ghostnet_peaks_at_a_third_of_the_memory():
     )
     np.testing.assert_array_equal(y_lean, y_cached)
     assert ratio <= 0.35
+
+
+@pytest.mark.slow
+def test_evaluating_ghost_resnet56_keeps_no_training_caches():
+    """The job `ghostnp train --model ghost_resnet56` evaluates with: evaluate() over a
+    batch of 16 digits at 32x32 peaks at a fraction of one caching forward."""
+    ghostnp.manual_seed(0)
+    model = models.ghost_resnet56(num_classes=10, in_chans=1)
+    x = np.random.default_rng(0).random((16, 1, 32, 32), dtype=np.float32)
+    loader = DataLoader(ArrayDataset(x, np.arange(16) % 10), 16)
+    with ghostnp.use_backend("numpy"):
+        tracemalloc.start()
+        try:
+            evaluate(model, loader)
+            lean = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        model.eval()
+        tracemalloc.start()
+        try:
+            model(x)
+            cached = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    print(f"evaluate {lean / 2**20:.0f} MiB, caching forward {cached / 2**20:.0f} MiB")
+    assert lean <= 0.35 * cached
