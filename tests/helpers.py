@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# what `ghostnp train --json` reports per epoch (the design's contract)
+EPOCH_KEYS = {"epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
+
 
 def assert_close(a, b, rtol=1e-10):
     """max|a - b| <= rtol * max(1, max|b|): relative to the reference's scale, absolute near 0."""

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import one_line_error, run_cli
+from helpers import EPOCH_KEYS, one_line_error, run_cli
 
 from ghostnp import train as train_mod
 from ghostnp.cli import build_parser
@@ -29,15 +29,6 @@ RESULT_KEYS = {
     "epochs",
     "config",
     "history",
-}
-EPOCH_KEYS = {
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "seconds",
 }
 
 

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import EPOCH_KEYS
 
 import ghostnp
 import ghostnp.train as train_mod
@@ -406,15 +407,7 @@ def test_train_main_smoke(tmp_path, monkeypatch):
         assert key in out
     assert 0 <= out["test_accuracy"] <= 1
     assert out["epochs"] == 1 and len(out["history"]) == 1
-    assert set(out["history"][0]) == {
-        "epoch",
-        "lr",
-        "train_loss",
-        "train_accuracy",
-        "val_loss",
-        "val_accuracy",
-        "seconds",
-    }
+    assert set(out["history"][0]) == EPOCH_KEYS
     assert out["params"] == tiny().num_parameters()
     assert (tmp_path / "last.npz").is_file() and (tmp_path / "best.npz").is_file()
     png = (tmp_path / "curves.png").read_bytes()
