@@ -284,3 +284,36 @@ def test_ctrl_c_in_ghostnp_train_prints_one_line_and_resumes_exactly(tmp_path):
     for a, b in zip(got, want, strict=True):
         for key in ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr"):
             assert a[key] == b[key], (a["epoch"], key)
+
+
+# -- other long commands ------------------------------------------------------------------
+def test_every_command_turns_ctrl_c_into_one_line_and_130(monkeypatch, capsys):
+    import ghostnp.bench
+    import ghostnp.gradcheck
+    from ghostnp.cli import main
+
+    def bench(**kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ghostnp.bench, "run_bench", bench)
+    assert main(["bench"]) == 130
+    assert capsys.readouterr().err == "ghostnp bench: interrupted\n"
+
+    real = ghostnp.gradcheck.iter_layer_checks
+
+    def two_then_ctrl_c(**kw):
+        count, checks = real(**kw)
+
+        def gen():
+            for i, item in enumerate(checks):
+                if i == 2:
+                    raise KeyboardInterrupt
+                yield item
+
+        return count, gen()
+
+    monkeypatch.setattr(ghostnp.gradcheck, "iter_layer_checks", two_then_ctrl_c)
+    assert main(["gradcheck", "--backend", "numpy"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    count = real()[0]
+    assert err == [f"ghostnp gradcheck: interrupted after 2 of {count} layers (0 failed so far)"]
