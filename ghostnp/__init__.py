@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from . import data, functional, gradcheck, interop, models, nn, optim, profile
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .errors import LayerError, LayerStateError, LayerTypeError, LayerValueError, StateDictError
+from .errors import (
+    Interrupted,
+    LayerError,
+    LayerStateError,
+    LayerTypeError,
+    LayerValueError,
+    NonFiniteInputError,
+    StateDictError,
+    WeightsFileError,
+)
+from .grad_mode import is_grad_enabled, no_grad
 from .kernels import get_backend, set_backend, use_backend
 from .rng import manual_seed
 
@@ -29,6 +39,8 @@ __all__ = [
     "set_backend",
     "use_backend",
     "manual_seed",
+    "no_grad",
+    "is_grad_enabled",
     "save_checkpoint",
     "load_checkpoint",
     "CheckpointError",
@@ -37,4 +49,7 @@ __all__ = [
     "LayerTypeError",
     "LayerStateError",
     "StateDictError",
+    "NonFiniteInputError",
+    "WeightsFileError",
+    "Interrupted",
 ]

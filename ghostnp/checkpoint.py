@@ -26,23 +26,31 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .interop import _atomic_write
+from .errors import WeightsFileError
+from .interop import _atomic_write, read_npz
 from .optim import flatten_state, unflatten_state
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT", "FORMAT_VERSION"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_meta",
+    "CheckpointError",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "ghostnp-checkpoint"
 FORMAT_VERSION = 1
 _PARTS = ("model/", "optimizer/", "scheduler/")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that cannot be read, is not a checkpoint, or does not fit."""
+class CheckpointError(WeightsFileError):
+    """A checkpoint file that cannot be read, is not a checkpoint, or does not fit (a
+    ValueError; the message is at most about a dozen lines, the first says it all)."""
 
 
 def _json_default(value):
@@ -107,20 +115,7 @@ def _read(path: Path) -> dict[str, np.ndarray]:
     """Every array in ``path``, read eagerly, or a CheckpointError saying why not."""
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise CheckpointError(
-                f"{path}: not a ghostnp checkpoint (it holds a single .npy array, not an .npz)"
-            )
-        with z:
-            return {k: z[k] for k in z.files}
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated or corrupt .npz?): {e}"
-        ) from None
+    return read_npz(path, error=CheckpointError)
 
 
 def _str_entry(path: Path, arrays: dict, key: str) -> str:
@@ -181,6 +176,16 @@ def _section(path: Path, arrays: dict, prefix: str, what, saved_class) -> dict |
         raise CheckpointError(f"{path}: the {name} state is malformed: {e}") from None
 
 
+def checkpoint_meta(path) -> dict:
+    """The ``meta`` dict of a checkpoint, without loading it into anything.
+
+    Raises FileNotFoundError, or CheckpointError for a file that is not a readable
+    ghostnp checkpoint (the same checks as `load_checkpoint`).
+    """
+    path = Path(path)
+    return _check_format(path, _read(path))[1]
+
+
 def load_checkpoint(path, model, optimizer=None, scheduler=None) -> dict:
     """Load a checkpoint written by `save_checkpoint` into ``model`` (and the others).
 
@@ -217,10 +222,7 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None) -> dict:
     except Exception as e:  # any failure, even from a malformed file: undo, then report
         for obj, saved in undo[:-1]:
             obj.load_state_dict(saved)
-        lines = str(e).splitlines() or [type(e).__name__]
-        if len(lines) == 1:
-            raise CheckpointError(f"{path}: cannot be loaded: {lines[0]}") from None
-        # a first line that says what is wrong, for one-line reports; then the full list
-        more = f", and {len(lines) - 2} more" if len(lines) > 2 else ""
-        raise CheckpointError(f"{path}: cannot be loaded ({lines[1].strip()}{more})\n{e}") from None
+        # the StateDictError's first line counts the problems, the next few list examples
+        text = str(e) or type(e).__name__
+        raise CheckpointError(f"{path}: does not fit the objects given: {text}") from None
     return meta

@@ -8,7 +8,9 @@
 
 Every error a user can cause (a bad option, a missing file, a malformed shape) ends
 in a one-line message on stderr and exit code 2, never a traceback (set
-GHOSTNP_DEBUG=1 to see one).
+GHOSTNP_DEBUG=1 to see one). Ctrl-C ends any command with a one-line message (for
+``train``: where it stopped and the command that resumes it) and exit code 130, the
+shell's convention for SIGINT.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 from . import __version__
+from .errors import Interrupted
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a job stopped by Ctrl-C
 
 
 class CliError(Exception):
@@ -42,16 +47,23 @@ def _parse_shape(text: str) -> tuple:
 
 
 def _cmd_gradcheck(args) -> int:
-    from .gradcheck import check_all_layers
+    from .gradcheck import iter_layer_checks
     from .kernels import use_backend
 
+    results = []
     with use_backend(args.backend):
-        results = check_all_layers(tol=args.tol, seed=args.seed)
-    ok = True
-    for name, report in results:
-        print(f"== {name}")
-        print(report)
-        ok &= report.passed
+        count, checks = iter_layer_checks(tol=args.tol, seed=args.seed)
+        try:
+            for name, report in checks:
+                print(f"== {name}")
+                print(report, flush=True)
+                results.append((name, report))
+        except KeyboardInterrupt:
+            failed = sum(not r.passed for _, r in results)
+            raise Interrupted(
+                f"interrupted after {len(results)} of {count} layers ({failed} failed so far)"
+            ) from None
+    ok = all(r.passed for _, r in results)
     rows = [row for _, r in results for row in r.rows]
     by_rel = [row.rel_error for row in rows if row.rel_error <= args.tol]
     floor = sum(1 for row in rows if row.passed and row.rel_error > args.tol)
@@ -106,33 +118,56 @@ def _cmd_summary(args) -> int:
     return 0
 
 
-def _cmd_train(args) -> int:
-    from .train import train_main
+def _resume_command(args, checkpoint, epochs: int) -> str:
+    """The ``ghostnp train`` command that continues an interrupted run: the settings
+    are in the checkpoint, so only what is not (where to write, how to report) is
+    repeated."""
+    words = ["ghostnp", "train", "--resume", str(checkpoint), "--epochs", str(epochs)]
+    if args.out != TRAIN_OUT:
+        words += ["--out", args.out]
+    words += [
+        flag for flag, on in (("--json", args.json), ("--no-progress", args.no_progress)) if on
+    ]
+    return shlex.join(words)
 
-    result = train_main(
-        model=args.model,
-        width=args.width,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        optimizer=args.optimizer,
-        seed=args.seed,
-        out=args.out,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
+
+def _cmd_train(args) -> int:
+    from .train import TrainingInterrupted, train_main
+
+    # with --json, stdout carries the JSON document alone; everything else goes to stderr
+    say = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    try:
+        result = train_main(
+            model=args.model,
+            width=args.width,
+            dataset=args.dataset,
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            optimizer=args.optimizer,
+            seed=args.seed,
+            out=args.out,
+            resume=args.resume,
+            progress=not args.no_progress,
+            log=say,
+            image_size=args.image_size,
+            limit_batches=args.limit_batches,
+        )
+    except TrainingInterrupted as e:
+        if e.checkpoint is None:
+            raise
+        command = _resume_command(args, e.checkpoint, e.epochs)
+        raise Interrupted(f"{e}; resume with: {command}") from None
     if args.json:
-        keep = {k: v for k, v in result.items() if k != "history"}
-        print(json.dumps(keep, default=str))
+        print(json.dumps(result, default=str))
     return 0
 
 
 def _cmd_bench(args) -> int:
     from .bench import run_bench
 
-    print(run_bench(quick=not args.full))
+    print(run_bench(quick=not args.full, tiny=args.tiny))
     return 0
 
 
@@ -146,54 +181,181 @@ def _cmd_visualize(args) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: ...)" to every option that has a default; an option whose
+    default depends on others (None here) says so in its own help text."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+TRAIN_OUT = "runs/ghostnp"
+
+
+def _model_choices() -> str:
+    from .models import MODELS
+
+    return ", ".join(["ghostnet", "ghostnetv2", *MODELS])
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ghostnp", description="GhostNet from scratch in NumPy.")
+    p = argparse.ArgumentParser(
+        prog="ghostnp",
+        description="GhostNet from scratch in NumPy.",
+        formatter_class=_HelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"ghostnp {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    g = sub.add_parser("gradcheck", help="check every layer's backward pass by central differences")
-    g.add_argument("--backend", choices=["numba", "numpy"], default="numba")
-    g.add_argument("--tol", type=float, default=1e-7)
-    g.add_argument("--seed", type=int, default=0)
+    def command(name, help_text):
+        return sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=_HelpFormatter
+        )
+
+    models = _model_choices()
+    g = command("gradcheck", "check every layer's backward pass by central differences")
+    g.add_argument("--backend", choices=["numba", "numpy"], default="numba", help="kernels")
+    g.add_argument("--tol", type=float, default=1e-7, help="relative tolerance")
+    g.add_argument("--seed", type=int, default=0, help="random seed of inputs and gradients")
     g.set_defaults(func=_cmd_gradcheck)
 
-    s = sub.add_parser("summary", help="parameters and multiply-adds per layer")
-    s.add_argument("model")
-    s.add_argument("--width", type=float, default=None)
-    s.add_argument("--input", default="3x224x224", help="C x H x W, e.g. 3x224x224")
-    s.add_argument("--convention", choices=["paper", "full"], default="paper")
-    s.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    s = command("summary", "parameters and multiply-adds per layer")
+    s.add_argument("model", metavar="MODEL", help=f"one of: {models}")
+    s.add_argument(
+        "--width",
+        type=float,
+        default=None,
+        help="width multiplier of ghostnet / ghostnetv2 (default: 1.0)",
+    )
+    s.add_argument("--input", default="3x224x224", help="C x H x W (or N x C x H x W)")
+    s.add_argument(
+        "--convention",
+        choices=["paper", "full"],
+        default="paper",
+        help="paper: conv + linear multiply-adds; full: every arithmetic operation",
+    )
+    s.add_argument(
+        "--format", choices=["table", "markdown", "csv", "json"], default="table", help="output"
+    )
     s.add_argument("--compare", action="store_true", help="also compare FLOP-counting conventions")
     s.set_defaults(func=_cmd_summary)
 
-    t = sub.add_parser(
-        "train", help="train a model (default: a small GhostNet on the built-in digits)"
+    t = command("train", "train a model (default: a small GhostNet on the built-in digits)")
+    resumed = "; when resuming: the checkpoint's"
+    t.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help=f"one of: {models} (default: ghostnet{resumed})",
     )
-    t.add_argument("--model", default="ghostnet")
-    t.add_argument("--width", type=float, default=None)
-    t.add_argument("--dataset", default="digits", help="digits, mnist, fashion-mnist or cifar10")
-    t.add_argument("--data-dir", default=None)
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--optimizer", default="sgd", help="sgd, adam or adamw")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="runs/ghostnp")
-    t.add_argument("--resume", default=None, help="checkpoint to continue from")
-    t.add_argument("--json", action="store_true", help="end with one JSON object of results")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument(
+        "--width",
+        type=float,
+        default=None,
+        help=f"width multiplier of ghostnet / ghostnetv2 (default: 0.5{resumed})",
+    )
+    t.add_argument(
+        "--dataset",
+        default=None,
+        choices=["digits", "mnist", "fashion-mnist", "cifar10"],
+        help=f"data set; digits is built in, the others are read from --data-dir "
+        f"(default: digits{resumed})",
+    )
+    t.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with the MNIST IDX files or the CIFAR-10 python batches; not for the "
+        "built-in digits (default: none; when resuming: the checkpoint's)",
+    )
+    t.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="number of epochs (default: 10; when resuming: the total the run was planned "
+        "for, and a larger total stretches the learning-rate schedule)",
+    )
+    t.add_argument(
+        "--batch-size", type=int, default=None, help=f"batch size (default: 64{resumed})"
+    )
+    t.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"peak learning rate (default: 0.1 for sgd, 1e-3 for adam and adamw{resumed})",
+    )
+    t.add_argument(
+        "--optimizer",
+        default=None,
+        choices=["sgd", "adam", "adamw"],
+        help=f"optimizer (default: sgd{resumed})",
+    )
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"seeds the split, shuffling, augmentation and initialisation (default: 0{resumed})",
+    )
+    t.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="side of the square input images (default: 32 for digits and cifar10, 28 for "
+        "mnist and fashion-mnist, or the next multiple of 32 the model can take)",
+    )
+    t.add_argument(
+        "--limit-batches",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"train on only the first N batches of each epoch, a quick try of a setting "
+        f"(default: all{resumed})",
+    )
+    t.add_argument("--out", default=TRAIN_OUT, help="folder for checkpoints and curves")
+    t.add_argument(
+        "--resume",
+        default=None,
+        metavar="CHECKPOINT",
+        help="continue the run saved in this checkpoint, e.g. runs/ghostnp/last.npz "
+        "(default: none, a new run)",
+    )
+    t.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document of results on stdout (the report goes to stderr)",
+    )
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)
 
-    b = sub.add_parser("bench", help="time ghostnp's kernels against PyTorch")
-    b.add_argument("--full", action="store_true", help="every GhostNet shape (slow)")
+    b = command("bench", "time ghostnp's kernels against PyTorch")
+    b.add_argument("--full", action="store_true", help="every GhostNet shape (about 10 minutes)")
+    b.add_argument(
+        "--tiny",
+        action="store_true",
+        help="a few tiny layers, timed once in this process: checks the harness runs (seconds)",
+    )
     b.set_defaults(func=_cmd_bench)
 
-    v = sub.add_parser("visualize", help="draw a Ghost module's intrinsic and ghost maps")
-    v.add_argument("image")
-    v.add_argument("--model", default="ghostnet_100")
-    v.add_argument("--checkpoint", default=None)
-    v.add_argument("--layer", default=None)
-    v.add_argument("--out", default="ghost_maps.png")
+    v = command("visualize", "draw a Ghost module's intrinsic and ghost maps")
+    v.add_argument("image", metavar="IMAGE", help="a PNG or JPEG file")
+    v.add_argument(
+        "--model",
+        default=None,
+        metavar="MODEL",
+        help=f"one of: {models} (default: the model of --checkpoint, else ghostnet_100)",
+    )
+    v.add_argument(
+        "--checkpoint",
+        default=None,
+        help="weights: a ghostnp checkpoint or a .npz/.pth/.pt state dict (default: random)",
+    )
+    v.add_argument(
+        "--layer",
+        default=None,
+        help="path of a Ghost module (default: the first with at least 8 intrinsic maps)",
+    )
+    v.add_argument("--out", default="ghost_maps.png", help="PNG to write")
     v.set_defaults(func=_cmd_visualize)
 
     from .assignments.command import add_parser as add_assignment_parser
@@ -210,11 +372,13 @@ def main(argv=None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
+    except KeyboardInterrupt as e:
+        return _interrupted(args.command, e)
     except (
         CliError,
         ValueError,
         TypeError,
-        FileNotFoundError,
+        OSError,  # a missing or unreadable file
         ImportError,
         KeyError,
         FloatingPointError,  # training diverged: the message says which step
@@ -224,6 +388,13 @@ def main(argv=None) -> int:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"ghostnp {args.command}: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"ghostnp {args.command}: interrupted", file=sys.stderr)
-        return 130
+
+
+def _interrupted(command: str, e: KeyboardInterrupt) -> int:
+    """Report Ctrl-C in one line and return the exit status for it. Any command gets
+    this; one that knows where it stopped raises `ghostnp.Interrupted` with the words."""
+    if os.environ.get("GHOSTNP_DEBUG") == "1":
+        raise e
+    what = str(e) if isinstance(e, Interrupted) and str(e) else "interrupted"
+    print(f"ghostnp {command}: {what}", file=sys.stderr)
+    return EXIT_INTERRUPTED

@@ -339,12 +339,18 @@ def _layer_cases():
     return [(name, m.astype(np.float64), inp) for name, m, inp in cases]
 
 
+def iter_layer_checks(tol=1e-7, seed=0, eps=1e-6):
+    """``(number of layer types, generator of (name, GradcheckReport))``: the checks of
+    `check_all_layers` one at a time, so a caller can show each as it finishes."""
+    cases = _layer_cases()
+    checks = ((name, check_module(m, inp, eps=eps, tol=tol, seed=seed)) for name, m, inp in cases)
+    return len(cases), checks
+
+
 def check_all_layers(tol=1e-7, seed=0, eps=1e-6):
     """Run ``check_module`` on every layer type; returns a list of (name, GradcheckReport).
 
     This is what ``ghostnp gradcheck`` prints. Each case is small (a few hundred
     parameters at most), so the whole list takes seconds.
     """
-    return [
-        (name, check_module(m, inp, eps=eps, tol=tol, seed=seed)) for name, m, inp in _layer_cases()
-    ]
+    return list(iter_layer_checks(tol=tol, seed=seed, eps=eps)[1])

@@ -14,11 +14,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load_torch_weights", "export_state_dict", "read_state_dict", "to_numpy_state_dict"]
+from .errors import WeightsFileError
+
+__all__ = [
+    "load_torch_weights",
+    "export_state_dict",
+    "read_state_dict",
+    "read_npz",
+    "to_numpy_state_dict",
+]
 
 
 def _require_torch(what):
@@ -49,29 +58,89 @@ def to_numpy_state_dict(sd) -> dict:
     return out
 
 
+def _unreadable_npz(path: Path, e: Exception) -> str:
+    """Why NumPy could not read ``path`` as an .npz, in words that advise nothing unsafe."""
+    text = str(e)
+    if isinstance(e, ValueError) and "pickled" in text:
+        return f"{path}: not an .npz file (neither a zip archive of arrays nor an .npy array)"
+    if isinstance(e, ValueError) and "Object arrays" in text:
+        return (
+            f"{path}: holds object arrays (pickled Python objects); ghostnp reads only "
+            "numeric arrays, so nothing in the file can run code"
+        )
+    first = text.splitlines()[0] if text else type(e).__name__
+    return f"{path}: not a readable .npz file, truncated or corrupt ({type(e).__name__}: {first})"
+
+
+def read_npz(path, error=WeightsFileError) -> dict[str, np.ndarray]:
+    """Every array of the .npz file ``path``, read eagerly with ``allow_pickle=False``.
+
+    A missing file raises FileNotFoundError; a file that is not a complete .npz of
+    numeric arrays (truncated, random bytes, a pickle, object arrays, a single .npy)
+    raises ``error`` (a ValueError subclass) with a one-line reason.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as e:  # NumPy and zipfile raise many types for a bad file
+        raise error(_unreadable_npz(path, e)) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise error(f"{path}: holds a single .npy array, not an .npz archive of named arrays")
+    try:
+        with z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:  # a member cut short, a bad CRC, a pickled member
+        raise error(_unreadable_npz(path, e)) from None
+
+
+def _read_torch_file(path: Path) -> dict:
+    """``torch.load(path, weights_only=True)``; its errors rewritten, without torch's advice
+    to load unsafely."""
+    torch = _require_torch(f"reading {path.name}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for corrupt or unsafe files
+        if "Weights only load failed" in str(e):
+            why = (
+                "holds pickled Python objects besides tensors; ghostnp loads tensors only, "
+                "so that no code in a file can run"
+            )
+        else:
+            why = "is not a readable PyTorch file (truncated, corrupt, or another format)"
+        raise WeightsFileError(f"{path}: {why}") from None
+    try:
+        return to_numpy_state_dict(sd)
+    except ValueError as e:
+        raise WeightsFileError(f"{path}: {e}") from None
+
+
 def read_state_dict(path) -> dict:
-    """Read name -> ndarray from a .npz, .pth or .pt file."""
+    """Read name -> ndarray from a .npz, .pth or .pt file.
+
+    Torch files are read with ``weights_only=True`` and .npz files with
+    ``allow_pickle=False``. A missing file raises FileNotFoundError; any file that
+    cannot be read raises WeightsFileError (a ValueError) with a one-line reason.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (ValueError, OSError) as e:
-            raise ValueError(f"{path}: not a readable .npz state dict ({e})") from None
+        return read_npz(path)
     if path.suffix in (".pth", ".pt", ".bin"):
-        torch = _require_torch(f"reading {path.name}")
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for corrupt or unsafe files
-            raise ValueError(f"{path}: could not be read as a torch state dict ({e})") from None
-        return to_numpy_state_dict(sd)
-    raise ValueError(f"{path}: expected a .npz, .pth or .pt file, got {path.suffix!r}")
+        return _read_torch_file(path)
+    raise WeightsFileError(f"{path}: expected a .npz, .pth or .pt file, got {path.suffix!r}")
 
 
 def load_torch_weights(model, path, strict=True):
-    """Load weights from ``path`` (.pth/.pt via torch, or .npz) into ``model``; returns it."""
+    """Load weights from ``path`` (.pth/.pt via torch, or .npz) into ``model``; returns it.
+
+    Errors: FileNotFoundError, WeightsFileError (unreadable file) or StateDictError
+    (weights that do not fit ``model``, which is then left unchanged).
+    """
     return model.load_state_dict(read_state_dict(path), strict=strict)
 
 

@@ -25,7 +25,7 @@ What there is:
 from __future__ import annotations
 
 import json
-import zipfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,8 +67,9 @@ def plot_history(history, title: str | None = None) -> Figure:
 
     ``history`` is a `ghostnp.train.History` or its ``to_dict()``: equal-length
     lists ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` (one value per epoch;
-    a list that is missing or all NaN is left out). Epochs are numbered from 1.
-    Returns a Figure with two axes.
+    a list that is missing or all NaN is left out). Epochs are numbered from 1. The
+    loss axis is logarithmic (when every loss is positive), so a single spike does not
+    flatten the rest of the curve. Returns a Figure with two axes.
     """
     h = _as_dict(history)
     fig = Figure(figsize=(10, 4), layout="constrained")
@@ -87,6 +88,10 @@ def plot_history(history, title: str | None = None) -> Figure:
         if ax.lines:
             ax.legend()
     ax_acc.set_ylim(top=1.0)
+    losses = np.concatenate([line.get_ydata() for line in ax_loss.lines] or [np.zeros(0)])
+    if losses.size and np.all(losses[np.isfinite(losses)] > 0):
+        # one spike (a loss of 17 among losses of 0.3) would flatten a linear axis
+        ax_loss.set_yscale("log")
     ax_loss.set_title("loss")
     ax_acc.set_title("accuracy")
     if title:
@@ -613,25 +618,39 @@ class _StopForward(Exception):
 
 
 def _peek_weights(path: Path):
-    """``(state dict, meta, is_checkpoint)`` of a ghostnp checkpoint or a weights file."""
-    from .checkpoint import FORMAT
-    from .interop import read_state_dict
+    """``(state dict, meta, is_checkpoint)`` of a ghostnp checkpoint or a weights file.
 
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
+    Files that cannot be read raise FileNotFoundError or WeightsFileError (one line).
+    """
+    from .checkpoint import FORMAT
+    from .interop import read_npz, read_state_dict
+
+    if path.suffix != ".npz":
+        return read_state_dict(path), {}, False
+    arrays = read_npz(path)
+    fmt = arrays.get("format")
+    if fmt is None or fmt.ndim != 0 or str(fmt[()]) != FORMAT:
+        return arrays, {}, False
+    state = {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            files = list(z.files)
-            if "format" in files and str(z["format"][()]) == FORMAT:
-                state = {k[len("model/") :]: z[k] for k in files if k.startswith("model/")}
-                try:
-                    meta = json.loads(str(z["meta"][()]))
-                except (KeyError, ValueError):
-                    meta = {}
-                return state, meta if isinstance(meta, dict) else {}, True
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError):
-        pass  # not an .npz: a PyTorch file, or something read_state_dict will reject
-    return read_state_dict(path), {}, False
+        meta = json.loads(str(arrays["meta"][()]))
+    except (KeyError, ValueError):
+        meta = {}
+    return state, meta if isinstance(meta, dict) else {}, True
+
+
+def _same_network(a: tuple, b: tuple) -> bool:
+    """Whether two ``(name, width)`` specs build the same network: ``ghostnet_050`` is
+    ``ghostnet`` at width 0.5."""
+
+    def canonical(spec):
+        name, width = spec
+        found = re.fullmatch(r"(ghostnet(?:v\d)?)_(\d)(\d\d)", name)
+        if found:
+            return found[1], float(f"{found[2]}.{found[3]}")
+        return name, None if width is None else float(width)
+
+    return canonical(a) == canonical(b)
 
 
 def _model_spec(name, width=None):
@@ -676,7 +695,7 @@ def _label(name, width) -> str:
 
 def visualize_main(
     image,
-    model: str = DEFAULT_VISUALIZE_MODEL,
+    model: str | None = None,
     checkpoint=None,
     layer: str | None = None,
     out="ghost_maps.png",
@@ -686,13 +705,15 @@ def visualize_main(
     ``ghostnp visualize``. Returns the path of the PNG written.
 
     ``model`` is "ghostnet" / "ghostnetv2" (width 1.0) or a name in
-    ``ghostnp.models.MODELS``. ``checkpoint`` (optional) is read as a ghostnp checkpoint
-    (``.npz`` from `ghostnp.save_checkpoint` or ``ghostnp train``) if it is one,
-    else as a weights file through `ghostnp.interop.load_torch_weights` (``.pth``,
-    ``.pt`` or a plain ``.npz`` state dict). The model is built for the weights: its
-    input channels and classes follow them, and a checkpoint written by ``ghostnp train``
-    also names its model and width, which are used unless another ``model`` than the
-    default is asked for. Without a checkpoint the weights are random.
+    ``ghostnp.models.MODELS``; None means the checkpoint's model, else ghostnet_100.
+    ``checkpoint`` (optional) is read as a ghostnp checkpoint (``.npz`` from
+    `ghostnp.save_checkpoint` or ``ghostnp train``) if it is one, else as a weights
+    file through `ghostnp.interop.load_torch_weights` (``.pth``, ``.pt`` or a plain
+    ``.npz`` state dict). The model is built for the weights: its input channels and
+    classes follow them, and a checkpoint written by ``ghostnp train`` also names its
+    model and width; a ``model`` that is another network raises ValueError. A file
+    that cannot be read raises FileNotFoundError or WeightsFileError (a ValueError).
+    Without a checkpoint the weights are random.
 
     ``layer`` is a Ghost module's path (``blocks.1.0.ghost1``); by default the first
     with at least 8 intrinsic maps. An unknown path raises ValueError listing valid
@@ -702,17 +723,25 @@ def visualize_main(
     mode up to that layer; `plot_ghost_maps` draws the result into ``out``.
     """
     from .checkpoint import load_checkpoint
+    from .grad_mode import no_grad
     from .interop import load_torch_weights
     from .nn.ghost import GhostModule
     from .nn.record import ghost_paths, record
 
-    name, width = _model_spec(model)
+    requested = None if model is None else _model_spec(model)
+    name, width = requested or _model_spec(DEFAULT_VISUALIZE_MODEL)
     state, meta, is_checkpoint = None, {}, False
     if checkpoint is not None:
         state, meta, is_checkpoint = _peek_weights(Path(checkpoint))
         config = meta.get("config")
-        if model == DEFAULT_VISUALIZE_MODEL and isinstance(config, dict) and config.get("model"):
-            name, width = _model_spec(config["model"], config.get("width"))
+        if isinstance(config, dict) and config.get("model"):
+            saved = _model_spec(config["model"], config.get("width"))
+            if requested is not None and not _same_network(requested, saved):
+                raise ValueError(
+                    f"model {_label(*requested)} disagrees with {checkpoint}, which holds "
+                    f"{_label(*saved)}; leave out --model (model=) to use the checkpoint's"
+                )
+            name, width = saved
     image_path = Path(image)
     if not image_path.is_file():  # before building a large model
         raise FileNotFoundError(f"no image file at {image_path}")
@@ -763,7 +792,7 @@ def visualize_main(
 
     net.eval()
     keys = [f"{layer}.primary_conv", f"{layer}.cheap_operation"]
-    with record(net, keys) as rec:
+    with record(net, keys) as rec, no_grad():
         handle = modules[layer].register_forward_hook(stop)
         try:
             net(x)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# what `ghostnp train --json` reports per epoch (the design's contract)
+EPOCH_KEYS = {"epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
+
 
 def assert_close(a, b, rtol=1e-10):
     """max|a - b| <= rtol * max(1, max|b|): relative to the reference's scale, absolute near 0."""
@@ -86,3 +89,39 @@ def check_conv_matches_torch(forward, backward, torch_op, torch, case) -> None:
     with use_backend(case["backend"]):
         dy_rng = np.random.default_rng(case["seed"] + 1)
         conv_vs_torch(forward, backward, torch_op, torch, x, w, b, case["geom"], dy_rng)
+
+
+def run_cli(args, cwd, env=None, timeout=600, **popen):
+    """Run ``ghostnp ARGS`` (as ``python -m ghostnp``) in ``cwd``; returns the
+    CompletedProcess with text stdout and stderr. ``env`` entries are added to the
+    current environment (a value of None removes the variable)."""
+    import os
+    import subprocess
+    import sys
+
+    full = dict(os.environ, MPLBACKEND="Agg")
+    for k, v in (env or {}).items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
+    return subprocess.run(
+        [sys.executable, "-m", "ghostnp", *map(str, args)],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **popen,
+    )
+
+
+def one_line_error(result, command: str) -> str:
+    """Assert a CLI run ended in exactly one line on stderr, ``ghostnp COMMAND: error: ...``,
+    exit code 2 and no traceback; returns that line."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"ghostnp {command}: error: "), lines[0]
+    return lines[0]

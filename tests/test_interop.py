@@ -220,8 +220,12 @@ def test_weights_of_another_width_are_refused_with_every_problem_listed(tmp_path
     with pytest.raises(StateDictError) as info:
         load_torch_weights(model, path)
     msg = str(info.value)
+    # the message counts them and shows the first few; the error keeps them all
+    wrong = info.value.problems["wrong entry"]
+    assert msg.splitlines()[0].endswith(f"found {len(wrong)} wrong entries; nothing was loaded")
     assert "conv_stem.weight" in msg and "classifier.weight" not in msg
-    assert msg.count("expected shape") > 10
+    assert len(msg.splitlines()) <= 15 and f"and {len(wrong) - 8} more" in msg
+    assert len(wrong) > 10 and all("expected shape" in w for w in wrong)
     assert_same_state(model.state_dict(), before)  # nothing was loaded
 
 

@@ -577,7 +577,7 @@ def test_load_state_dict_rejects_mismatch_and_changes_nothing(rng):
     sd = opt.state_dict()
     sd["param_groups"][0]["lr"] = -1.0
     sd["state"][0]["momentum_buffer"] = np.zeros(3)
-    with pytest.raises(StateDictError, match=r"2 problem\(s\)(.|\n)*lr=-1.0(.|\n)*shape \(3,\)"):
+    with pytest.raises(StateDictError, match=r"2 problems(.|\n)*lr=-1.0(.|\n)*shape \(3,\)"):
         opt.load_state_dict(sd)
     with pytest.raises(StateDictError, match="expects a dict with 'state' and 'param_groups'"):
         opt.load_state_dict({"state": {}})

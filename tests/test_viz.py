@@ -229,8 +229,14 @@ def test_visualize_main_follows_a_checkpoint(photo, tmp_path):
         photo, checkpoint=ckpt, layer="blocks.2.0.ghost1", out=tmp_path / "m.png", size=32
     )
     assert out.read_bytes()[:8] == PNG_MAGIC
-    with pytest.raises(ValueError, match="do not fit ghostnet_130"):
+    # a model that disagrees with the checkpoint's is an error, the same network is not
+    with pytest.raises(ValueError, match=r"ghostnet_130 disagrees with .*ghostnet \(width 0.5\)"):
         visualize_main(photo, model="ghostnet_130", checkpoint=ckpt, out=tmp_path / "n.png")
+    assert not (tmp_path / "n.png").exists()
+    out = visualize_main(
+        photo, model="ghostnet_050", checkpoint=ckpt, out=tmp_path / "o.png", size=32
+    )
+    assert out.read_bytes()[:8] == PNG_MAGIC
 
 
 def test_visualize_main_errors(photo, tmp_path):

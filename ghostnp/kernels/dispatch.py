@@ -7,6 +7,7 @@ the starting choice. Numba is imported only when its kernels are first needed, s
 
 from __future__ import annotations
 
+import functools
 import os
 
 from . import reference
@@ -71,46 +72,80 @@ def _module():
     return _state["numba_module"]
 
 
+def _interrupt_as_keyboard(kernel):
+    """Let Ctrl-C during a compiled kernel surface as KeyboardInterrupt.
+
+    When SIGINT arrives while Numba's dispatcher is inside a compiled function, the
+    KeyboardInterrupt set by Python's signal handler comes back wrapped in
+    ``SystemError: CPUDispatcher(...) returned a result with an exception set``
+    (the interrupt at the end of its chain of causes). Raise the interrupt itself, so
+    that code which handles Ctrl-C sees it.
+    """
+
+    @functools.wraps(kernel)
+    def call(*args, **kwargs):
+        try:
+            return kernel(*args, **kwargs)
+        except SystemError as e:
+            cause = e
+            while cause is not None:  # SystemError from SystemError ... from the interrupt
+                if isinstance(cause, KeyboardInterrupt):
+                    raise KeyboardInterrupt from None
+                cause = cause.__cause__ or cause.__context__
+            raise
+
+    return call
+
+
 def _c(a):
     """Numba kernels index raw memory; hand them C-contiguous arrays."""
     return a if a.flags.c_contiguous else a.copy()
 
 
+@_interrupt_as_keyboard
 def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
     return _module().im2col(_c(xp), kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)
 
 
+@_interrupt_as_keyboard
 def col2im(cols, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
     return _module().col2im(_c(cols), hp, wp, sh, sw, dh, dw, ph, pw)
 
 
+@_interrupt_as_keyboard
 def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
     return _module().depthwise_forward(_c(xp), _c(w), sh, sw, dh, dw, ho, wo, ph, pw)
 
 
+@_interrupt_as_keyboard
 def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
     return _module().depthwise_backward_input(_c(dy), _c(w), c, hp, wp, sh, sw, dh, dw, ph, pw)
 
 
+@_interrupt_as_keyboard
 def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph=0, pw=0):
     return _module().depthwise_backward_weight(_c(dy), _c(xp), kh, kw, sh, sw, dh, dw, ph, pw)
 
 
+@_interrupt_as_keyboard
 def depthwise_backward(dy, xp, w, sh, sw, dh, dw, ph=0, pw=0):
     """Both depthwise gradients, (dxp, dw), in one call (one pass over dy with Numba)."""
     return _module().depthwise_backward(_c(dy), _c(xp), _c(w), sh, sw, dh, dw, ph, pw)
 
 
+@_interrupt_as_keyboard
 def batch_norm_stats(x):
     """Per-channel (mean, biased variance) of x (N, C, H, W)."""
     return _module().batch_norm_stats(_c(x))
 
 
+@_interrupt_as_keyboard
 def batch_norm_normalize(x, mu, inv_std, weight, bias, affine):
     """(xhat, y) of batch norm; y is xhat when not ``affine``."""
     return _module().batch_norm_normalize(_c(x), mu, inv_std, weight, bias, affine)
 
 
+@_interrupt_as_keyboard
 def batch_norm_backward(dy, xhat, scale, training):
     """(dx, dweight, dbias) of batch norm; ``scale`` is weight * inv_std."""
     return _module().batch_norm_backward(_c(dy), _c(xhat), scale, training)

@@ -168,16 +168,18 @@ class GhostModuleV2(GhostModule):
         super().__init__(inp, oup, kernel_size, ratio, dw_size, stride, relu)
         self.short_conv = DFCAttention(inp, oup, kernel_size, stride)
         self._gate = None
+        self._attention = None
 
     def forward(self, x):
         y, _, _ = self.ghost_forward(x)
         g = self.short_conv(x, size=y.shape[2:])
-        self._gate = (y, g)
+        self._gate = (y, g)  # for backward
+        self._attention = g  # for attention_map, kept under no_grad too
         return y * g
 
     def attention_map(self):
         """The last gate g (N, oup, H', W') in [0, 1], for visualisation."""
-        return None if self._gate is None else self._gate[1]
+        return self._attention
 
     def backward(self, dy):
         y, g = self._need(self._gate)

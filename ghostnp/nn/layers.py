@@ -489,6 +489,8 @@ class CrossEntropyLoss(Module):
     """``loss = criterion(logits (N, K), target (N,))`` -> float (mean);
     ``criterion.backward()`` -> dlogits (N, K)."""
 
+    check_finite_input = False  # a NaN loss is the trainer's to report, with its step
+
     def __init__(self, label_smoothing=0.0, reduction="mean"):
         super().__init__()
         if reduction != "mean":

@@ -8,19 +8,42 @@ paths: ``blocks.3.0.ghost1.primary_conv.0.weight``.
 
 Every module knows its own path inside the model it was put into, and an input error
 raised anywhere below it is reported under the innermost module's path.
+
+What a forward keeps only for its backward lives in attributes named in
+``BACKWARD_STATE`` (``_cache``, ``_caches``, ...). Inside `ghostnp.no_grad` those
+assignments store None instead, so a forward keeps nothing a backward would need,
+and a later backward says why it cannot run.
+
+A model with buffers (batch-norm running statistics) refuses NaN or infinite input
+in train mode at its outermost call, before any layer runs: one bad pixel would
+otherwise turn every running statistic into NaN for good.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import LayerError, LayerStateError, StateDictError
+from ..errors import LayerError, LayerStateError, NonFiniteInputError, StateDictError
+from ..grad_mode import is_grad_enabled
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "BACKWARD_STATE"]
+
+# attributes a forward sets only so that backward can run; not kept under no_grad
+BACKWARD_STATE = frozenset({"_cache", "_caches", "_saved", "_gate", "_shape", "_out_shape"})
+
+
+class _CallDepth(threading.local):
+    """How many module calls are running in this thread (0: the next call is outermost)."""
+
+    depth = 0
+
+
+_calls = _CallDepth()
 
 
 class Parameter:
@@ -62,6 +85,30 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+def _check_finite_input(module, x) -> None:
+    """Raise NonFiniteInputError (a ValueError) naming ``module`` if the float array ``x`` holds NaN or Inf.
+
+    One reduction over ``x`` when it is finite (the usual case); the counts only when not.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fc":
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(x.sum()):
+            return
+    finite = np.isfinite(x)
+    bad = x.size - int(np.count_nonzero(finite))
+    if bad == 0:  # the sum overflowed, the values are fine
+        return
+    nan = int(np.count_nonzero(np.isnan(x)))
+    where = f" (the first in sample {int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))})"
+    raise NonFiniteInputError(
+        module.where,
+        f"the input holds {bad} non-finite value(s) of {x.size} ({nan} NaN, {bad - nan} "
+        f"infinite){where if x.ndim > 1 else ''}; in train mode they would turn its "
+        "running statistics (batch norm) into NaN for good, so nothing was run or changed",
+    )
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
@@ -90,6 +137,7 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_path", "")
+        object.__setattr__(self, "_forward_without_grad", False)
         object.__setattr__(self, "training", True)
 
     def __init_subclass__(cls, **kwargs):
@@ -112,6 +160,11 @@ class Module:
             bufs.pop(name, None)
             mods[name] = value
             value._set_path(_join(self._path, name))
+        elif name in BACKWARD_STATE and value is not None:
+            # a cache for backward: dropped under no_grad, and remembered that it was
+            dropped = not is_grad_enabled()
+            object.__setattr__(self, "_forward_without_grad", dropped)
+            value = None if dropped else value
         elif name in bufs:
             bufs[name] = value
         elif name in params or name in mods:
@@ -159,12 +212,22 @@ class Module:
         its ``grad`` and return dL/d(input)."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
 
+    # a module that owns no state and whose input is checked by its caller (a loss)
+    # sets this to False
+    check_finite_input = True
+
     def __call__(self, *args, **kwargs):
+        if _calls.depth == 0 and self.training and self.check_finite_input and args:
+            if any(True for _ in self.named_buffers()):  # state that NaN would poison
+                _check_finite_input(self, args[0])
+        _calls.depth += 1
         try:
             out = self.forward(*args, **kwargs)
         except LayerError as e:
             e.relocate(self.where)
             raise
+        finally:
+            _calls.depth -= 1
         for hook in self._forward_hooks.values():
             hook(self, args, out)
         return out
@@ -182,8 +245,15 @@ class Module:
         return _Handle()
 
     def _need(self, cache):
-        """Return ``cache`` or raise the error for backward-before-forward."""
+        """Return ``cache`` or raise the error for backward-before-forward (or after a
+        forward under `ghostnp.no_grad`, which keeps no cache)."""
         if cache is None:
+            if self._forward_without_grad:
+                raise LayerStateError(
+                    self.where,
+                    "backward called after a forward that ran under ghostnp.no_grad(), "
+                    "which keeps nothing for backward; run the forward outside no_grad first",
+                )
             raise LayerStateError(self.where, "backward called before forward")
         return cache
 
@@ -287,7 +357,8 @@ class Module:
         """Copy arrays from ``state_dict`` into the parameters and buffers (cast to their dtype).
 
         Every problem (missing, unexpected, wrong shape, not numeric) is collected and
-        raised as one StateDictError before anything is changed. ``num_batches_tracked``
+        raised as one StateDictError before anything is changed; its message counts
+        them and lists the first few of each kind (``err.problems`` has them all). ``num_batches_tracked``
         may be absent (older checkpoints lack it). With ``strict=False`` missing and
         unexpected keys are ignored, but shapes must still match.
         """
@@ -311,18 +382,15 @@ class Module:
                 bad.append(f"{k}: expected shape {cur_arr.shape}, got {arr.shape}")
             else:
                 staged.append((m, name, arr.astype(cur_arr.dtype, copy=True)))
-        problems = list(bad)
+        problems = {"wrong entry": bad}
         if strict:
-            problems = (
-                [f"missing key: {k}" for k in missing]
-                + [f"unexpected key: {k}" for k in unexpected]
-                + problems
-            )
-        if problems:
-            raise StateDictError(
-                f"{self.where}: load_state_dict found {len(problems)} problem(s), nothing was "
-                "loaded:\n  " + "\n  ".join(problems)
-            )
+            problems = {
+                "missing key": [f"missing key: {k}" for k in missing],
+                "unexpected key": [f"unexpected key: {k}" for k in unexpected],
+                **problems,
+            }
+        if any(problems.values()):
+            raise StateDictError.from_problems(self.where, problems)
         for m, name, arr in staged:
             cur = getattr(m, name)
             if isinstance(cur, Parameter):

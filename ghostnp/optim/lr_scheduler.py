@@ -107,10 +107,7 @@ class LRScheduler:
             except (TypeError, ValueError) as e:
                 problems.append(str(e).removeprefix(f"{name}: "))
         if problems:
-            raise StateDictError(
-                f"{name}: load_state_dict found {len(problems)} problem(s), nothing was "
-                "loaded:\n  " + "\n  ".join(problems)
-            )
+            raise StateDictError.from_problems(name, problems)
         for k, v in settings.items():
             setattr(self, k, v)
         self.last_epoch = int(t)

@@ -291,10 +291,7 @@ class Optimizer:
             new_state[p] = entry
 
         if problems:
-            raise StateDictError(
-                f"{name}: load_state_dict found {len(problems)} problem(s), nothing was "
-                "loaded:\n  " + "\n  ".join(problems)
-            )
+            raise StateDictError.from_problems(name, problems)
         for mine, new in zip(self.param_groups, new_groups, strict=True):
             # update in place: anyone holding a group dict keeps seeing the live one
             mine.clear()
