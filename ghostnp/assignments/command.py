@@ -24,10 +24,9 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``assignment`` command to the CLI's subparsers; returns its parser."""
-    p = subparsers.add_parser(
-        "assignment", help="graded assignments: list them, start one, grade a folder"
-    )
-    sub = p.add_subparsers(dest="assignment_action", metavar="ACTION")
+    about = "graded assignments: list them, start one, grade a folder"
+    p = subparsers.add_parser("assignment", help=about, description=about)
+    sub = p.add_subparsers(dest="assignment_action", metavar="ACTION", help="list, start or grade")
     sub.add_parser("list", help="the assignments, one per line: name, then title")
     s = sub.add_parser("start", help="write an assignment's files into a new folder")
     s.add_argument("name", help="an assignment name from 'ghostnp assignment list'")
