@@ -2,7 +2,8 @@
 
 The commands are read from the Markdown code blocks (fenced and indented), so a new
 example is tested as soon as it is written. In shell blocks every line that starts
-with ``ghostnp`` (or ``$ ghostnp``, or follows ``&&``) is a command; in other blocks
+with ``ghostnp`` (or ``$ ghostnp``, or follows ``&&``) is a command, and ``cd DIR``
+moves the following commands of the page into DIR; in other blocks
 (synopses) only ``$ ghostnp`` lines are, and the line after such a transcript line is
 the output it must print (``...`` ends a prefix). Each page's commands run in order
 in one fresh folder, as a reader would type them, with a small MNIST in
@@ -61,7 +62,7 @@ def examples(page: Path) -> list[tuple[str, str | None]]:
                 found.append((text[2:], after or None))
             elif info in SHELL:
                 for part in text.split("&&"):
-                    if part.strip().startswith("ghostnp "):
+                    if part.strip().startswith(("ghostnp ", "cd ")):
                         found.append((part.strip(), None))
     return found
 
@@ -105,15 +106,19 @@ def test_every_command_example_runs(tmp_path, torch):
     mpimg.imsave(work / "photo.png", np.random.default_rng(0).random((64, 48, 3)))
     failures, done = [], set()
     for page in PAGES:
+        cwd = work
         for command, expected in examples(page):
+            if command.startswith("cd "):
+                cwd = cwd / command[3:].strip()
+                continue
             words = [
                 w.replace("~", str(home), 1) if w.startswith("~") else w
                 for w in shlex.split(command, comments=True)
             ]
-            key = (tuple(words), expected)
+            key = (tuple(words), expected, cwd)
             if key in done:
                 continue
-            result = run_cli(_shorten(words)[1:], cwd=work, env={"HOME": str(home)})
+            result = run_cli(_shorten(words)[1:], cwd=cwd, env={"HOME": str(home)})
             said = (result.stdout + result.stderr).strip()
             where = f"{page.relative_to(ROOT)}: {command}"
             if expected is not None:
