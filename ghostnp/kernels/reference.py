@@ -85,10 +85,10 @@ def col2im(
     their entries, hence ``+=``.
     """
     n, c, kh, kw, ho, wo = cols.shape
-    xp = np.zeros((n, c, hp, wp), dtype=cols.dtype)
+    out = np.zeros((n, c, hp, wp), dtype=cols.dtype)
     for i, j, rows, columns in _taps(kh, kw, sh, sw, dil_h, dil_w, ho, wo):
-        xp[:, :, rows, columns] += cols[:, :, i, j]
-    return xp
+        out[:, :, rows, columns] += cols[:, :, i, j]
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -136,7 +136,8 @@ def conv_backward_weight(dy: FloatArray, cols: FloatArray) -> FloatArray:
 # ----------------------------------------------------------------------------------------
 
 
-def _depthwise_taps(geom: ConvGeometry) -> Iterator[tuple[int, int, slice, slice]]:
+def _taps_of(geom: ConvGeometry) -> Iterator[tuple[int, int, slice, slice]]:
+    """``_taps`` of a geometry."""
     return _taps(geom.kh, geom.kw, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ho, geom.wo)
 
 
@@ -150,7 +151,7 @@ def depthwise_forward(x: FloatArray, w: FloatArray, geom: ConvGeometry) -> Float
     m = w.shape[0] // c
     wv = w.reshape(c, m, geom.kh, geom.kw)
     y = np.zeros((n, c, m, geom.ho, geom.wo), dtype=x.dtype)
-    for i, j, rows, columns in _depthwise_taps(geom):
+    for i, j, rows, columns in _taps_of(geom):
         # (N, C, 1, ho, wo) * (C, M, 1, 1): all M filters of channel c at once
         y += xp[:, :, None, rows, columns] * wv[:, :, i, j, None, None]
     return y.reshape(n, c * m, geom.ho, geom.wo)
@@ -168,7 +169,7 @@ def depthwise_backward_input(
     dyv = dy.reshape(n, c, m, geom.ho, geom.wo)
     wv = w.reshape(c, m, geom.kh, geom.kw)
     dxp = np.zeros((n, c, *geom.padded_hw), dtype=dy.dtype)
-    for i, j, rows, columns in _depthwise_taps(geom):
+    for i, j, rows, columns in _taps_of(geom):
         # the M outputs made from input channel c all send their gradient back to it
         dxp[:, :, rows, columns] += np.einsum("ncmpq,cm->ncpq", dyv, wv[:, :, i, j])
     return crop(dxp, geom.ph, geom.pw)
@@ -184,7 +185,7 @@ def depthwise_backward_weight(dy: FloatArray, x: FloatArray, geom: ConvGeometry)
     m = dy.shape[1] // c
     dyv = dy.reshape(n, c, m, geom.ho, geom.wo)
     dw = np.empty((c, m, geom.kh, geom.kw), dtype=dy.dtype)
-    for i, j, rows, columns in _depthwise_taps(geom):
+    for i, j, rows, columns in _taps_of(geom):
         dw[:, :, i, j] = np.einsum("ncmpq,ncpq->cm", dyv, xp[:, :, rows, columns])
     return dw.reshape(c * m, geom.kh, geom.kw)
 

@@ -2,8 +2,9 @@
 signature and numbers, and every shortcut the reference leaves out.
 
 Each function below is the whole speed policy of one kernel: it makes its inputs
-C-contiguous (compiled loops index raw memory), picks the route for the geometry,
-the thread count, allocates the result with NumPy and runs the route.
+C-contiguous (compiled loops index raw memory), picks the route for the geometry and
+the thread count, allocates the result with NumPy and runs the route. The measurements
+behind these defaults are in docs/performance-notes.md.
 
 Routes:
 
