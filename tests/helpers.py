@@ -34,6 +34,33 @@ def out_size(size: int, k: int, s: int, p: int, d: int) -> int:
     return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
+def torch_conv(torch, x, w, b, dy, stride=1, padding=0, dilation=1, groups=1):
+    """PyTorch's output and gradients for the same convolution, as float64 ndarrays."""
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
+    ty.backward(torch.tensor(dy))
+    db = None if tb is None else tb.grad.numpy()
+    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), db
+
+
+def draw_window(draw, st, kmax: int) -> dict:
+    """A drawn window geometry and the smallest inputs it fits (1x1 inputs when possible):
+    kernel, stride, dilation and padding pairs, and the input height and width."""
+    kh, kw = draw(st.integers(1, kmax)), draw(st.integers(1, kmax))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    hmin = max(1, dh * (kh - 1) + 1 - 2 * ph)
+    wmin = max(1, dw * (kw - 1) + 1 - 2 * pw)
+    return dict(
+        kernel=(kh, kw),
+        geom=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw)),
+        hw=(draw(st.integers(hmin, hmin + 5)), draw(st.integers(wmin, wmin + 5))),
+    )
+
+
 def draw_conv_arrays(case):
     """x, w and (if the case has one) b, float64, from a drawn convolution case."""
     r = np.random.default_rng(case["seed"])
@@ -125,3 +152,52 @@ def one_line_error(result, command: str) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"ghostnp {command}: error: "), lines[0]
     return lines[0]
+
+
+# ----------------------------------------------------------------------------------
+# the checks shared by the convolution ops (conv2d and depthwise_conv2d): each takes the
+# op's forward and backward and one configuration (x, w, b or None, geometry)
+# ----------------------------------------------------------------------------------
+
+
+def check_adjoint(forward, backward, x, w, b, geom, rng) -> None:
+    """<y, g> = <x, dx> = <w, dw> (y is linear in x and in w separately), and with a bias
+    <y_b - y, g> = <b, db>."""
+    y, cache = forward(x, w, None, **geom)
+    g = rng.standard_normal(y.shape)
+    dx, dw, _ = backward(g, cache)
+    scale = float(np.sum(np.abs(y) * np.abs(g)))
+    assert_adjoint(inner(y, g), inner(x, dx), scale)  # <conv(x), g> = <x, conv_x^T g>
+    assert_adjoint(inner(y, g), inner(w, dw), scale)  # <conv(w), g> = <w, conv_w^T g>
+    if b is not None:
+        yb, cache_b = forward(x, w, b, **geom)
+        db = backward(g, cache_b)[2]
+        assert_adjoint(inner(yb - y, g), inner(b, db), float(np.sum(np.abs((yb - y) * g))))
+
+
+def check_gradcheck(forward, backward, x, w, b, geom, backend="numpy") -> None:
+    """Central differences in float64 for every input, below 1e-7.
+
+    On the NumPy backend by default: a check makes hundreds of tiny calls, and the Numba
+    kernels are tied to these by the backend-equality tests in test_kernels.py."""
+    from ghostnp.gradcheck import check_function  # noqa: PLC0415
+    from ghostnp.kernels import use_backend  # noqa: PLC0415
+
+    with use_backend(backend):
+        report = check_function(forward, backward, x, w, b, tol=1e-7, **geom)
+    assert len(report.rows) == (3 if b is not None else 2)
+    report.assert_ok()
+
+
+def check_float32_matches_torch(forward, backward, torch_op, torch, x, w, b, geom, rng) -> None:
+    """In float32 every result stays float32 and matches PyTorch to 1e-5."""
+    from ghostnp.gradcheck import rel_error  # noqa: PLC0415
+
+    x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
+    y, cache = forward(x, w, b, **geom)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    grads = backward(dy, cache)
+    assert y.dtype == np.float32 and all(gr.dtype == np.float32 for gr in grads)
+    ref = torch_op(torch, x, w, b, dy, **geom)
+    for ours, theirs in zip((y, *grads), ref, strict=True):
+        assert rel_error(ours, theirs) < 1e-5

@@ -5,36 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import (
-    assert_adjoint,
+    check_adjoint,
     check_conv_matches_torch,
     check_conv_shape_and_adjoint,
+    check_float32_matches_torch,
+    check_gradcheck,
     conv_vs_torch,
-    inner,
+    draw_window,
+    torch_conv,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ghostnp.functional import conv2d_backward, conv2d_forward
-from ghostnp.gradcheck import check_function, rel_error
-from ghostnp.kernels import use_backend
 
 X9 = np.arange(1.0, 10.0).reshape(3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 W4 = np.array([[1.0, 2.0], [3.0, 4.0]])
-
-
-def torch_conv(torch, x, w, b, dy, stride=1, padding=0, dilation=1, groups=1):
-    """PyTorch's output and gradients for the same convolution, as float64 ndarrays."""
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(w, requires_grad=True)
-    tb = None if b is None else torch.tensor(b, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, groups)
-    ty.backward(torch.tensor(dy))
-    db = None if tb is None else tb.grad.numpy()
-    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), db
-
-
-def floor_rule(size, k, s, p, d):
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 # ----------------------------------------------------------------------------------
@@ -147,17 +133,7 @@ def make(rng, name):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_adjoint(backend, rng, name):
-    x, w, b, geom = make(rng, name)
-    y, cache = conv2d_forward(x, w, None, **geom)  # linear in x and in w separately
-    g = rng.standard_normal(y.shape)
-    dx, dw, _ = conv2d_backward(g, cache)
-    scale = float(np.sum(np.abs(y) * np.abs(g)))
-    assert_adjoint(inner(y, g), inner(x, dx), scale)  # <conv(x), g> = <x, conv_x^T g>
-    assert_adjoint(inner(y, g), inner(w, dw), scale)  # <conv(w), g> = <w, conv_w^T g>
-    if b is not None:
-        yb, cache_b = conv2d_forward(x, w, b, **geom)
-        db = conv2d_backward(g, cache_b)[2]
-        assert_adjoint(inner(yb - y, g), inner(b, db), float(np.sum(np.abs((yb - y) * g))))
+    check_adjoint(conv2d_forward, conv2d_backward, *make(rng, name), rng)
 
 
 # ----------------------------------------------------------------------------------
@@ -167,27 +143,14 @@ def test_adjoint(backend, rng, name):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_gradcheck(rng, name):
-    # on the reference kernels: hundreds of tiny calls; the Numba kernels are tied to these
-    # by the backend-equality tests in test_kernels.py and by the one check below
-    x, w, b, geom = make(rng, name)
-    with use_backend("numpy"):
-        report = check_function(conv2d_forward, conv2d_backward, x, w, b, tol=1e-7, **geom)
-    assert len(report.rows) == (3 if b is not None else 2)
-    report.assert_ok()
+    check_gradcheck(conv2d_forward, conv2d_backward, *make(rng, name))
 
 
 def test_gradcheck_numba(rng):
     # tiny, as every one of its ~80 forward passes launches the parallel kernels
-    x, w, b = (
-        rng.standard_normal((1, 2, 3, 3)),
-        rng.standard_normal((4, 1, 2, 2)),
-        rng.standard_normal(4),
-    )
-    with use_backend("numba"):
-        report = check_function(
-            conv2d_forward, conv2d_backward, x, w, b, stride=2, padding=1, groups=2
-        )
-    report.assert_ok()
+    x, w, b = (rng.standard_normal(s) for s in ((1, 2, 3, 3), (4, 1, 2, 2), (4,)))
+    geom = dict(stride=2, padding=1, groups=2)
+    check_gradcheck(conv2d_forward, conv2d_backward, x, w, b, geom, backend="numba")
 
 
 # ----------------------------------------------------------------------------------
@@ -206,14 +169,9 @@ def test_matches_torch(torch, backend, rng, name):
 
 def test_float32_follows_dtype_and_matches_torch(torch, backend, rng):
     x, w, b, geom = make(rng, "groups2")
-    x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
-    y, cache = conv2d_forward(x, w, b, **geom)
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    grads = conv2d_backward(dy, cache)
-    assert y.dtype == np.float32 and all(gr.dtype == np.float32 for gr in grads)
-    ref = torch_conv(torch, x, w, b, dy, **geom)
-    for ours, theirs in zip((y, *grads), ref, strict=True):
-        assert rel_error(ours, theirs) < 1e-5
+    check_float32_matches_torch(
+        conv2d_forward, conv2d_backward, torch_conv, torch, x, w, b, geom, rng
+    )
 
 
 # ----------------------------------------------------------------------------------
@@ -226,21 +184,12 @@ def geometries(draw):
     groups = draw(st.integers(1, 3))
     cin = groups * draw(st.integers(1, 3))
     cout = groups * draw(st.integers(1, 3))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    # smallest input the (dilated) kernel fits in after padding; 1x1 inputs when possible
-    hmin = max(1, dh * (kh - 1) + 1 - 2 * ph)
-    wmin = max(1, dw * (kw - 1) + 1 - 2 * pw)
-    h = draw(st.integers(hmin, hmin + 5))
-    w = draw(st.integers(wmin, wmin + 5))
-    n = draw(st.integers(1, 2))
+    window = draw_window(draw, st, kmax=4)
     return dict(
-        x_shape=(n, cin, h, w),
-        w_shape=(cout, cin // groups, kh, kw),
+        x_shape=(draw(st.integers(1, 2)), cin, *window["hw"]),
+        w_shape=(cout, cin // groups, *window["kernel"]),
         bias=draw(st.booleans()),
-        geom=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups),
+        geom=dict(**window["geom"], groups=groups),
         seed=draw(st.integers(0, 2**31 - 1)),
         backend=draw(st.sampled_from(["numpy", "numba"])),
     )

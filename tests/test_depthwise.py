@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import (
-    assert_adjoint,
+    check_adjoint,
     check_conv_matches_torch,
     check_conv_shape_and_adjoint,
+    check_float32_matches_torch,
+    check_gradcheck,
     conv_vs_torch,
-    inner,
+    draw_window,
+    torch_conv,
 )
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,23 +23,16 @@ from ghostnp.functional import (
     depthwise_conv2d_backward,
     depthwise_conv2d_forward,
 )
-from ghostnp.gradcheck import check_function, rel_error
-from ghostnp.kernels import use_backend
+from ghostnp.gradcheck import rel_error
 
 X9 = np.arange(1.0, 10.0).reshape(3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 
 CHECKER = np.array([[1.0, 0, 1], [0, 1, 0], [1, 0, 1]])
 
 
-def torch_depthwise(torch, x, w, b, dy, stride=1, padding=0, dilation=1):
+def torch_depthwise(torch, x, w, b, dy, **geom):
     """PyTorch's depthwise convolution (groups = input channels) and its gradients."""
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(w, requires_grad=True)
-    tb = None if b is None else torch.tensor(b, requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, tb, stride, padding, dilation, x.shape[1])
-    ty.backward(torch.tensor(dy))
-    db = None if tb is None else tb.grad.numpy()
-    return ty.detach().numpy(), tx.grad.numpy(), tw.grad.numpy(), db
+    return torch_conv(torch, x, w, b, dy, groups=x.shape[1], **geom)
 
 
 # ----------------------------------------------------------------------------------
@@ -128,13 +124,7 @@ def make(rng, name):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_adjoint(backend, rng, name):
-    x, w, b, geom = make(rng, name)
-    y, cache = depthwise_conv2d_forward(x, w, None, **geom)
-    g = rng.standard_normal(y.shape)
-    dx, dw, _ = depthwise_conv2d_backward(g, cache)
-    scale = float(np.sum(np.abs(y * g)))
-    assert_adjoint(inner(y, g), inner(x, dx), scale)
-    assert_adjoint(inner(y, g), inner(w, dw), scale)
+    check_adjoint(depthwise_conv2d_forward, depthwise_conv2d_backward, *make(rng, name), rng)
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -157,29 +147,15 @@ def test_equals_grouped_conv(backend, rng, name):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_gradcheck(rng, name):
-    # on the reference kernels: hundreds of tiny calls; the Numba kernels are tied to these
-    # by the backend-equality tests in test_kernels.py and by the one check below
-    x, w, b, geom = make(rng, name)
-    with use_backend("numpy"):
-        report = check_function(
-            depthwise_conv2d_forward, depthwise_conv2d_backward, x, w, b, tol=1e-7, **geom
-        )
-    assert len(report.rows) == (3 if b is not None else 2)
-    report.assert_ok()
+    check_gradcheck(depthwise_conv2d_forward, depthwise_conv2d_backward, *make(rng, name))
 
 
 def test_gradcheck_numba(rng):
     # tiny, as every one of its ~80 forward passes launches the parallel kernels
-    x, w, b = (
-        rng.standard_normal((1, 2, 3, 3)),
-        rng.standard_normal((4, 1, 2, 2)),
-        rng.standard_normal(4),
-    )
-    with use_backend("numba"):
-        report = check_function(
-            depthwise_conv2d_forward, depthwise_conv2d_backward, x, w, b, stride=2, padding=1
-        )
-    report.assert_ok()
+    x, w, b = (rng.standard_normal(s) for s in ((1, 2, 3, 3), (4, 1, 2, 2), (4,)))
+    geom = dict(stride=2, padding=1)
+    fwd, bwd = depthwise_conv2d_forward, depthwise_conv2d_backward
+    check_gradcheck(fwd, bwd, x, w, b, geom, backend="numba")
 
 
 # ----------------------------------------------------------------------------------
@@ -205,14 +181,8 @@ def test_matches_torch(torch, backend, rng, name):
 
 def test_float32_follows_dtype_and_matches_torch(torch, backend, rng):
     x, w, b, geom = make(rng, "m2")
-    x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
-    y, cache = depthwise_conv2d_forward(x, w, b, **geom)
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    grads = depthwise_conv2d_backward(dy, cache)
-    assert y.dtype == np.float32 and all(gr.dtype == np.float32 for gr in grads)
-    ref = torch_depthwise(torch, x, w, b, dy, **geom)
-    for ours, theirs in zip((y, *grads), ref, strict=True):
-        assert rel_error(ours, theirs) < 1e-5
+    fwd, bwd = depthwise_conv2d_forward, depthwise_conv2d_backward
+    check_float32_matches_torch(fwd, bwd, torch_depthwise, torch, x, w, b, geom, rng)
 
 
 # ----------------------------------------------------------------------------------
@@ -223,22 +193,12 @@ def test_float32_follows_dtype_and_matches_torch(torch, backend, rng):
 @st.composite
 def geometries(draw):
     c, m = draw(st.integers(1, 5)), draw(st.integers(1, 3))
-    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    hmin = max(1, dh * (kh - 1) + 1 - 2 * ph)
-    wmin = max(1, dw * (kw - 1) + 1 - 2 * pw)
+    window = draw_window(draw, st, kmax=5)
     return dict(
-        x_shape=(
-            draw(st.integers(1, 2)),
-            c,
-            draw(st.integers(hmin, hmin + 5)),
-            draw(st.integers(wmin, wmin + 5)),
-        ),  # fmt: skip
-        w_shape=(c * m, 1, kh, kw),
+        x_shape=(draw(st.integers(1, 2)), c, *window["hw"]),
+        w_shape=(c * m, 1, *window["kernel"]),
         bias=draw(st.booleans()),
-        geom=dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw)),
+        geom=window["geom"],
         seed=draw(st.integers(0, 2**31 - 1)),
         backend=draw(st.sampled_from(["numpy", "numba"])),
     )

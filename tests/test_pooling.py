@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_adjoint, assert_close, inner
+from helpers import assert_adjoint, assert_close, inner, out_size
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -27,10 +27,6 @@ def distinct(rng, shape):
     """Values that are all different, any two at least 0.09 apart: no ties, no kinks."""
     n = int(np.prod(shape))
     return (rng.permutation(n) * 0.1 + rng.uniform(0, 0.01, n)).reshape(shape) - 0.05 * n
-
-
-def floor_rule(size, k, s, p, d=1):
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 # ----------------------------------------------------------------------------------
@@ -397,7 +393,7 @@ def pool_geometries(draw, dilation=True):
 def expected_out_hw(case):
     (_, _, h, w), (kh, kw), (sh, sw) = case["shape"], case["kernel_size"], case["stride"]
     (ph, pw), (dh, dw) = case["padding"], case["dilation"]
-    return floor_rule(h, kh, sh, ph, dh), floor_rule(w, kw, sw, pw, dw)
+    return out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
 
 
 @settings(max_examples=25, deadline=None)

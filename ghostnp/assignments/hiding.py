@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 __all__ = ["HIDDEN", "HiddenError", "Hiding", "resolve"]
 
-_CONV_KERNELS = ("im2col", "col2im")
+_CONV_KERNELS = ("unfold", "fold", "conv_matmul", "conv_backward_weight")
 _DEPTHWISE_KERNELS = (
     "depthwise_forward",
     "depthwise_backward_input",
@@ -45,6 +45,8 @@ HIDDEN = {
     "im2col": (
         "ghostnp.functional.conv2d_forward",
         "ghostnp.functional.conv2d_backward",
+        "ghostnp.kernels.reference.im2col",  # the textbook versions on a padded input
+        "ghostnp.kernels.reference.col2im",
         *_kernels(_CONV_KERNELS),
     ),
     "depthwise": (

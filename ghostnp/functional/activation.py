@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import LayerValueError
+from ..typing import FloatArray
 from .shape import check_float
 
 __all__ = [
@@ -38,10 +39,10 @@ class ActivationCache(NamedTuple):
     x, or for the sigmoid the output y), of the input's shape."""
 
     op: str
-    saved: np.ndarray  # the input x, or the output y for sigmoid
+    saved: FloatArray  # the input x, or the output y for sigmoid
 
 
-def _check_dy(op, dy, saved):
+def _check_dy(op: str, dy: FloatArray, saved: FloatArray) -> None:
     check_float(op, "dy", dy)
     if dy.shape != saved.shape:
         raise LayerValueError(
@@ -49,51 +50,51 @@ def _check_dy(op, dy, saved):
         )
 
 
-def relu_forward(x):
-    """max(x, 0), any shape -> same shape."""
+def relu_forward(x: FloatArray) -> tuple[FloatArray, ActivationCache]:
+    """max(x, 0): x (any shape) -> (y like x, cache)."""
     check_float("relu", "x", x)
     return np.maximum(x, 0), ActivationCache("relu", x)
 
 
-def relu_backward(dy, cache):
+def relu_backward(dy: FloatArray, cache: ActivationCache) -> FloatArray:
     """dy (like x) -> dx = dy where x > 0, else 0 (0 at x = 0, as PyTorch)."""
     _check_dy("relu_backward", dy, cache.saved)
     return dy * (cache.saved > 0)
 
 
-def relu6_forward(x):
-    """min(max(x, 0), 6), any shape -> same shape."""
+def relu6_forward(x: FloatArray) -> tuple[FloatArray, ActivationCache]:
+    """min(max(x, 0), 6): x (any shape) -> (y like x, cache)."""
     check_float("relu6", "x", x)
     return np.clip(x, 0, 6), ActivationCache("relu6", x)
 
 
-def relu6_backward(dy, cache):
+def relu6_backward(dy: FloatArray, cache: ActivationCache) -> FloatArray:
     """dy (like x) -> dx = dy where 0 < x < 6, else 0 (0 at both corners)."""
     _check_dy("relu6_backward", dy, cache.saved)
     x = cache.saved
     return dy * ((x > 0) & (x < 6))
 
 
-def hard_sigmoid_forward(x):
-    """relu6(x + 3) / 6, the gate of GhostNet's squeeze-and-excite; any shape."""
+def hard_sigmoid_forward(x: FloatArray) -> tuple[FloatArray, ActivationCache]:
+    """relu6(x + 3) / 6, the gate of GhostNet's squeeze-and-excite: x (any shape) -> (y like x, cache)."""
     check_float("hard_sigmoid", "x", x)
     return np.clip(x + 3, 0, 6) / 6, ActivationCache("hard_sigmoid", x)
 
 
-def hard_sigmoid_backward(dy, cache):
+def hard_sigmoid_backward(dy: FloatArray, cache: ActivationCache) -> FloatArray:
     """dy (like x) -> dx = dy / 6 where -3 < x < 3, else 0 (0 at x = -3 and x = 3)."""
     _check_dy("hard_sigmoid_backward", dy, cache.saved)
     x = cache.saved
     return dy * ((x > -3) & (x < 3)) / 6
 
 
-def hard_swish_forward(x):
-    """x * relu6(x + 3) / 6; any shape."""
+def hard_swish_forward(x: FloatArray) -> tuple[FloatArray, ActivationCache]:
+    """x * relu6(x + 3) / 6: x (any shape) -> (y like x, cache)."""
     check_float("hard_swish", "x", x)
     return x * np.clip(x + 3, 0, 6) / 6, ActivationCache("hard_swish", x)
 
 
-def hard_swish_backward(dy, cache):
+def hard_swish_backward(dy: FloatArray, cache: ActivationCache) -> FloatArray:
     """dy (like x) -> dx = dy times 0 (x <= -3), x/3 + 1/2 (-3 < x < 3) or 1 (x >= 3)."""
     _check_dy("hard_swish_backward", dy, cache.saved)
     x = cache.saved
@@ -101,15 +102,15 @@ def hard_swish_backward(dy, cache):
     return dy * slope
 
 
-def sigmoid_forward(x):
-    """1 / (1 + exp(-x)), computed without overflow for large |x|; any shape."""
+def sigmoid_forward(x: FloatArray) -> tuple[FloatArray, ActivationCache]:
+    """1 / (1 + exp(-x)), without overflow for large |x|: x (any shape) -> (y like x, cache)."""
     check_float("sigmoid", "x", x)
     e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
     y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
     return y, ActivationCache("sigmoid", y)
 
 
-def sigmoid_backward(dy, cache):
+def sigmoid_backward(dy: FloatArray, cache: ActivationCache) -> FloatArray:
     """dy (like y) -> dx = dy * y * (1 - y), from the saved output y."""
     _check_dy("sigmoid_backward", dy, cache.saved)
     y = cache.saved

@@ -1,21 +1,25 @@
 """2-D convolution by im2col, and its backward pass by col2im.
 
-Forward, for one group g (shapes with N batch, C in, O out, G groups, K = C/G*kh*kw,
-L = ho*wo):
+Sizes: N images, C input and O output channels, G groups, a kh x kw kernel, output
+ho x wo with L = ho*wo pixels, and K = C/G*kh*kw, the length of one column. For each
+group g (W_g: the (O/G, K) weights of the group's outputs):
 
-    cols = im2col(pad(x))                       # (N, G, K, L)   one column per output pixel
-    y    = W_g @ cols + b                       # (G, O/G, K) @ (N, G, K, L) -> (N, G, O/G, L)
+    cols  = im2col(pad(x))                       # (N, C, kh, kw, ho, wo) -> (N, G, K, L)
+    y_g   = W_g @ cols_g + b                     # (O/G, K) @ (N, K, L) -> (N, O/G, L)
 
-Backward, with dy reshaped to (N, G, O/G, L):
+Column l of cols_g holds the K input values under output pixel l's window, so one
+matrix product computes every output pixel. y is linear in W and in cols, so with dy
+reshaped to (N, G, O/G, L) the rule for a product Y = A @ B (dA = dY @ B^T, dB = A^T @ dY)
+gives the backward pass:
 
-    dW_g  = sum_n dy_g @ cols_g^T               # (O/G, K)
-    dcols = W_g^T @ dy_g                        # (N, G, K, L)
-    dx    = crop(col2im(dcols))                 # overlapping patches add up: col2im is im2col's adjoint
-    db    = sum over n, h, w of dy              # (O,)
+    dW_g    = sum_n dy_g[n] @ cols_g[n]^T         # (O/G, L) @ (L, K), summed over n -> (O/G, K)
+    dcols_g = W_g^T @ dy_g                       # (K, O/G) @ (N, O/G, L) -> (N, K, L)
+    dx      = crop(col2im(dcols))                # (N, C, H, W)
+    db      = sum of dy over n, h, w             # (O,)
 
-A 1x1 convolution without padding needs no im2col: its columns are the input pixels.
-The kernels pad virtually (im2col reads zeros outside x, col2im drops what falls on
-the padding), so neither pad(x) nor the padded gradient is ever materialised.
+col2im puts every column entry back where im2col took it from; a pixel that lay in
+several windows receives the sum of their gradients, which makes col2im the adjoint of
+im2col. ``kernels.unfold`` is im2col(pad(x)) and ``kernels.fold`` is crop(col2im(.)).
 """
 
 from __future__ import annotations
@@ -25,84 +29,118 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import LayerValueError
-from ..kernels import dispatch as K
-from .shape import check_float, check_rank, check_same_dtype, conv_out_size, pair
+from ..kernels import dispatch as kernels
+from ..kernels.geometry import ConvGeometry
+from ..typing import FloatArray
+from .shape import check_float, check_rank, check_same_dtype, pair
 
-__all__ = ["Conv2dCache", "conv2d_forward", "conv2d_backward", "conv_geometry"]
+__all__ = [
+    "Conv2dCache",
+    "conv2d_forward",
+    "conv2d_backward",
+    "conv_geometry",
+    "check_conv_arrays",
+]
 
 
 class Conv2dCache(NamedTuple):
-    """What conv2d_backward needs: the columns (or the input, for 1x1) and the geometry."""
+    """What conv2d_backward needs: the columns, the weight and the geometry."""
 
-    cols: np.ndarray  # (N, G, K, L); for a 1x1 conv the (strided) input as (N, G, C/G, L)
-    w: np.ndarray  # (O, C/G, kh, kw)
-    x_shape: tuple  # (N, C, H, W)
+    cols: FloatArray  # (N, G, K, L)
+    w: FloatArray  # (O, C/G, kh, kw)
+    x_shape: tuple[int, ...]  # (N, C, H, W)
     has_bias: bool
-    stride: tuple
-    padding: tuple
-    dilation: tuple
     groups: int
-    out_hw: tuple  # (ho, wo)
-    pointwise: bool  # True when the 1x1 shortcut was taken
+    geom: ConvGeometry
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.geom.stride
+
+    @property
+    def padding(self) -> tuple[int, int]:
+        return self.geom.padding
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.geom.dilation
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return self.geom.out_hw
 
 
-def conv_geometry(op, x_shape, kernel_hw, stride, padding, dilation):
-    """Normalise stride/padding/dilation to pairs and compute (ho, wo), or raise.
+IntOrPair = int | tuple[int, int]
 
-    Shared by convolution, depthwise convolution and pooling, which all slide a window.
+
+def conv_geometry(
+    op: str,
+    x_shape: tuple[int, ...],
+    kernel_hw: tuple[int, int],
+    stride: IntOrPair,
+    padding: IntOrPair,
+    dilation: IntOrPair,
+) -> ConvGeometry:
+    """Check stride/padding/dilation (ints or pairs) and build the window's geometry.
+
+    Raises a ``LayerValueError`` naming ``op`` when an argument is out of range or the
+    input is too small for the kernel. Shared by convolution, depthwise convolution and
+    pooling, which all slide a window.
     """
     sh, sw = pair(stride, "stride", op)
     ph, pw = pair(padding, "padding", op)
-    dh, dw = pair(dilation, "dilation", op)
+    dil_h, dil_w = pair(dilation, "dilation", op)
     kh, kw = kernel_hw
-    if min(sh, sw, dh, dw, kh, kw) < 1 or min(ph, pw) < 0:
+    if min(sh, sw, dil_h, dil_w, kh, kw) < 1 or min(ph, pw) < 0:
         raise LayerValueError(
             op,
             f"expected kernel, stride and dilation >= 1 and padding >= 0, got kernel {kernel_hw}, "
-            f"stride {(sh, sw)}, padding {(ph, pw)}, dilation {(dh, dw)}",
+            f"stride {(sh, sw)}, padding {(ph, pw)}, dilation {(dil_h, dil_w)}",
         )
-    h, w = x_shape[-2:]
-    ho = conv_out_size(h, kh, sh, ph, dh)
-    wo = conv_out_size(w, kw, sw, pw, dw)
-    if ho < 1 or wo < 1:
+    h, wd = x_shape[-2:]
+    geom = ConvGeometry.of((h, wd), (kh, kw), (sh, sw), (ph, pw), (dil_h, dil_w))
+    if geom.ho < 1 or geom.wo < 1:
         raise LayerValueError(
             op,
-            f"input of spatial size {h}x{w} with padding {(ph, pw)} is too small for a "
-            f"{kh}x{kw} kernel with dilation {(dh, dw)} (output would be {ho}x{wo})",
+            f"input of spatial size {h}x{wd} with padding {(ph, pw)} is too small for a "
+            f"{kh}x{kw} kernel with dilation {(dil_h, dil_w)} (output would be "
+            f"{geom.ho}x{geom.wo})",
         )
-    return (sh, sw), (ph, pw), (dh, dw), (ho, wo)
+    return geom
 
 
-def _weight_grad(dy, cols):
-    """sum_n dy[n] @ cols[n]^T for dy (N, O, L), cols (N, K, L) -> (O, K), by whichever
-    of two BLAS routes moves less memory:
-
-    * N products into an (N, O, K) stack, then a sum over n: extra memory N*O*K;
-    * one (O, N*L) @ (N*L, K) product after transposing copies of both: (O + K)*N*L.
-    """
-    n, o, length = dy.shape
-    k = cols.shape[1]
-    if o * k <= (o + k) * length:
-        return np.matmul(dy, cols.transpose(0, 2, 1)).sum(axis=0)  # (N, O, K) -> (O, K)
-    return np.tensordot(dy, cols, axes=([0, 2], [0, 2]))  # (O, K)
-
-
-def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """Convolve x (N, C, H, W) with w (O, C/groups, kh, kw) [+ b (O,)] -> (y (N, O, ho, wo), cache).
-
-    ho = floor((H + 2*ph - dh*(kh-1) - 1) / sh) + 1, and likewise wo (PyTorch's rule).
-    """
-    op = "conv2d"
+def check_conv_arrays(
+    op: str, x: FloatArray, w: FloatArray, b: FloatArray | None, weight_layout: str
+) -> None:
+    """Require float arrays of one dtype: a 4-D input, a 4-D weight (``weight_layout`` goes
+    in the message) and an optional bias."""
     check_float(op, "x", x)
     check_float(op, "weight", w)
     check_rank(op, "input", x, 4, "(N, C, H, W)")
-    check_rank(op, "weight", w, 4, "(O, C/groups, kh, kw)")
+    check_rank(op, "weight", w, 4, weight_layout)
     if b is not None:
         check_float(op, "bias", b)
     check_same_dtype(op, x=x, weight=w, bias=b)
+
+
+def conv2d_forward(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+    groups: int = 1,
+) -> tuple[FloatArray, Conv2dCache]:
+    """Convolve x (N, C, H, W) with w (O, C/groups, kh, kw) [+ b (O,)] -> (y (N, O, ho, wo), cache).
+
+    ho = floor((H + 2*ph - dil_h*(kh-1) - 1) / sh) + 1, and likewise wo (PyTorch's rule).
+    """
+    op = "conv2d"
+    check_conv_arrays(op, x, w, b, "(O, C/groups, kh, kw)")
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise LayerValueError(op, f"groups must be a positive int, got {groups!r}")
-    n, c, h, wd = x.shape
+    n, c = x.shape[:2]
     o, cg, kh, kw = w.shape
     if c % groups or o % groups:
         raise LayerValueError(
@@ -116,68 +154,38 @@ def conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         )
     if b is not None and b.shape != (o,):
         raise LayerValueError(op, f"expected bias of shape ({o},), got {tuple(b.shape)}")
-    (sh, sw), (ph, pw), (dh, dw), (ho, wo) = conv_geometry(
-        op, x.shape, (kh, kw), stride, padding, dilation
-    )
-    g = groups
-    pointwise = kh == 1 and kw == 1 and ph == 0 and pw == 0
-    if pointwise:
-        xs = x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
-        cols = np.ascontiguousarray(xs).reshape(n, g, cg, ho * wo)  # (N, G, C/G, L)
-    else:
-        cols6 = K.im2col(x, kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)  # (N, C, kh, kw, ho, wo)
-        cols = cols6.reshape(n, g, cg * kh * kw, ho * wo)  # (N, G, K, L)
-    wg = w.reshape(g, o // g, cg * kh * kw)  # (G, O/G, K)
-    if g == 1 and ho * wo == 1:  # 1x1 maps (squeeze-excite, head): one (N, K) @ (K, O)
-        y = (cols.reshape(n, -1) @ wg[0].T).reshape(n, o, 1, 1)
-    else:
-        y = np.matmul(wg, cols).reshape(n, o, ho, wo)  # (N, O, ho, wo)
+    geom = conv_geometry(op, x.shape, (kh, kw), stride, padding, dilation)
+    g, col_len, length = int(groups), cg * kh * kw, geom.ho * geom.wo
+    cols = kernels.unfold(x, geom)  # (N, C, kh, kw, ho, wo)
+    cols = cols.reshape(n, g, col_len, length)  # (N, G, K, L)
+    wg = w.reshape(g, o // g, col_len)  # (G, O/G, K)
+    y = kernels.conv_matmul(wg, cols)  # (N, G, O/G, L)
+    y = y.reshape(n, o, geom.ho, geom.wo)  # (N, O, ho, wo)
     if b is not None:
-        y += b.reshape(1, o, 1, 1)
-    cache = Conv2dCache(
-        cols, w, x.shape, b is not None, (sh, sw), (ph, pw), (dh, dw), g, (ho, wo), pointwise
-    )
-    return y, cache
+        y += b.reshape(1, o, 1, 1)  # y is a fresh array
+    return y, Conv2dCache(cols, w, x.shape, b is not None, g, geom)
 
 
-def conv2d_backward(dy, cache: Conv2dCache):
+def conv2d_backward(
+    dy: FloatArray, cache: Conv2dCache
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Gradients of conv2d: dy (N, O, ho, wo) -> (dx (N, C, H, W), dw like w, db (O,) or None)."""
     op = "conv2d_backward"
-    n, c, h, wd = cache.x_shape
-    w = cache.w
-    o, cg, kh, kw = w.shape
-    ho, wo = cache.out_hw
+    n, c = cache.x_shape[:2]
+    w, geom, g = cache.w, cache.geom, cache.groups
+    o, _, kh, kw = w.shape
     check_float(op, "dy", dy)
     check_same_dtype(op, dy=dy, weight=w)
-    if dy.shape != (n, o, ho, wo):
-        raise LayerValueError(op, f"expected dy of shape {(n, o, ho, wo)}, got {tuple(dy.shape)}")
-    g = cache.groups
-    (sh, sw), (ph, pw), (dh, dw_) = cache.stride, cache.padding, cache.dilation
-    dyg = dy.reshape(n, g, o // g, ho * wo)  # (N, G, O/G, L)
-    cols = cache.cols  # (N, G, K, L)
-
+    if dy.shape != (n, o, geom.ho, geom.wo):
+        raise LayerValueError(
+            op, f"expected dy of shape {(n, o, geom.ho, geom.wo)}, got {tuple(dy.shape)}"
+        )
+    dyg = dy.reshape(n, g, o // g, geom.ho * geom.wo)  # (N, G, O/G, L)
     wg = w.reshape(g, o // g, -1)  # (G, O/G, K)
-    if g == 1 and ho * wo == 1:  # 1x1 maps: plain matrix products over the batch
-        dy2, cols2 = dyg.reshape(n, o), cols.reshape(n, -1)  # (N, O), (N, K)
-        dw = (dy2.T @ cols2).reshape(w.shape)  # (O, K)
-        dcols = (dy2 @ wg[0]).reshape(cols.shape)  # (N, 1, K, 1)
-    else:
-        # dW_g = sum over n and l of dy[n, g, :, l] (outer) cols[n, g, :, l]
-        dw = np.empty((g, o // g, cols.shape[2]), dtype=dy.dtype)
-        for gi in range(g):
-            dw[gi] = _weight_grad(dyg[:, gi], cols[:, gi])
-        dw = dw.reshape(w.shape)
-        dcols = np.matmul(wg.transpose(0, 2, 1), dyg)  # (N, G, K, L)
-    if cache.pointwise:
-        dxs = dcols.reshape(n, c, ho, wo)
-        if (sh, sw) == (1, 1):
-            dx = dxs
-        else:  # pixels the stride skipped had no effect on y
-            dx = np.zeros((n, c, h, wd), dtype=dy.dtype)
-            dx[:, :, ::sh, ::sw] = dxs
-    else:
-        dcols6 = dcols.reshape(n, c, kh, kw, ho, wo)
-        # the adjoint of im2col, with the padding cropped off: (N, C, H, W)
-        dx = K.col2im(dcols6, h + 2 * ph, wd + 2 * pw, sh, sw, dh, dw_, ph, pw)
-    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    dw = kernels.conv_backward_weight(dyg, cache.cols)  # (G, O/G, K)
+    dw = dw.reshape(w.shape)  # (O, C/G, kh, kw)
+    dcols = kernels.conv_matmul(wg.transpose(0, 2, 1), dyg)  # (N, G, K, L)
+    dcols = dcols.reshape(n, c, kh, kw, geom.ho, geom.wo)
+    dx = kernels.fold(dcols, geom)  # (N, C, H, W)
+    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None  # (O,)
     return dx, dw, db

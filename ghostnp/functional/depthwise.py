@@ -1,31 +1,34 @@
 """Depthwise convolution: each input channel convolved with its own M filters.
 
 With C input channels and channel multiplier M, the weight is (C*M, 1, kh, kw) and output
-channel o = c*M + m reads only input channel c (PyTorch's ``groups=C`` ordering):
+channel o = c*M + m reads only input channel c (PyTorch's ``groups=C`` ordering). With
+xp = pad(x):
 
-    y[n, o, a, b] = sum_{i,j} w[o, 0, i, j] * xp[n, o//M, a*sh + i*dh, b*sw + j*dw]  (+ bias[o])
+    y[n, o, p, q] = sum_{i,j} w[o, 0, i, j] * xp[n, o//M, p*sh + i*dil_h, q*sw + j*dil_w]  (+ b[o])
 
 It costs C*M*kh*kw*ho*wo multiply-adds per image, against C*O*kh*kw*ho*wo for a dense
 conv, which is why GhostNet's cheap operation and strided blocks use it. It is its own
-kernel rather than im2col + batched GEMM, because a GEMM with one row per group wastes
-the matrix unit and the column buffer would be kh*kw times the input.
+kernel rather than im2col and one matrix product per group: each group would be a
+product with a single row, and the columns would take kh*kw times the input's memory.
 
-Backward (same indexing):
+y is linear in x and in w; differentiating the sum term by term (same indexing):
 
-    dx[n, c]        = sum_m sum_{i,j} w[c*M+m, 0, i, j] * dy[n, c*M+m] placed at its window
-    dw[o, 0, i, j]  = sum_{n,a,b} dy[n, o, a, b] * xp[n, o//M, a*sh + i*dh, b*sw + j*dw]
+    dxp[n, c, p*sh + i*dil_h, q*sw + j*dil_w] += sum_m w[c*M + m, 0, i, j] * dy[n, c*M + m, p, q]
+    dx                = crop(dxp)                                             # (N, C, H, W)
+    dw[o, 0, i, j]    = sum_{n,p,q} dy[n, o, p, q] * xp[n, o//M, p*sh + i*dil_h, q*sw + j*dil_w]
+    db[o]             = sum_{n,p,q} dy[n, o, p, q]
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from ..errors import LayerValueError
-from ..kernels import dispatch as K
-from .conv import conv_geometry
-from .shape import check_float, check_rank, check_same_dtype
+from ..kernels import dispatch as kernels
+from ..kernels.geometry import ConvGeometry
+from ..typing import FloatArray
+from .conv import IntOrPair, check_conv_arrays, conv_geometry
+from .shape import check_float, check_same_dtype
 
 __all__ = ["DepthwiseCache", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
 
@@ -33,30 +36,27 @@ __all__ = ["DepthwiseCache", "depthwise_conv2d_forward", "depthwise_conv2d_backw
 class DepthwiseCache(NamedTuple):
     """The input, the weight and the geometry."""
 
-    x: np.ndarray  # (N, C, H, W): the kernels pad it virtually, no padded copy is kept
-    w: np.ndarray  # (C*M, 1, kh, kw)
-    x_shape: tuple
+    x: FloatArray  # (N, C, H, W), unpadded: the kernels pad it themselves
+    w: FloatArray  # (C*M, 1, kh, kw)
     has_bias: bool
-    stride: tuple
-    padding: tuple
-    dilation: tuple
-    out_hw: tuple
+    geom: ConvGeometry
 
 
-def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
+def depthwise_conv2d_forward(
+    x: FloatArray,
+    w: FloatArray,
+    b: FloatArray | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+) -> tuple[FloatArray, DepthwiseCache]:
     """Depthwise conv of x (N, C, H, W) with w (C*M, 1, kh, kw) [+ b (C*M,)] -> (y (N, C*M, ho, wo), cache).
 
     Equal to ``conv2d_forward(x, w, b, stride, padding, dilation, groups=C)``.
     """
     op = "depthwise_conv2d"
-    check_float(op, "x", x)
-    check_float(op, "weight", w)
-    check_rank(op, "input", x, 4, "(N, C, H, W)")
-    check_rank(op, "weight", w, 4, "(C*M, 1, kh, kw)")
-    if b is not None:
-        check_float(op, "bias", b)
-    check_same_dtype(op, x=x, weight=w, bias=b)
-    n, c, h, wd = x.shape
+    check_conv_arrays(op, x, w, b, "(C*M, 1, kh, kw)")
+    c = x.shape[1]
     o, one, kh, kw = w.shape
     if one != 1 or o % c:
         raise LayerValueError(
@@ -66,31 +66,28 @@ def depthwise_conv2d_forward(x, w, b=None, stride=1, padding=0, dilation=1):
         )
     if b is not None and b.shape != (o,):
         raise LayerValueError(op, f"expected bias of shape ({o},), got {tuple(b.shape)}")
-    (sh, sw), (ph, pw), (dh, dw), (ho, wo) = conv_geometry(
-        op, x.shape, (kh, kw), stride, padding, dilation
-    )
-    # the kernel reads x as if zero-padded by (ph, pw): xp = pad(x) is never materialised
-    y = K.depthwise_forward(x, w.reshape(o, kh, kw), sh, sw, dh, dw, ho, wo, ph, pw)
+    geom = conv_geometry(op, x.shape, (kh, kw), stride, padding, dilation)
+    y = kernels.depthwise_forward(x, w.reshape(o, kh, kw), geom)  # (N, C*M, ho, wo)
     if b is not None:
-        y += b.reshape(1, o, 1, 1)
-    cache = DepthwiseCache(x, w, x.shape, b is not None, (sh, sw), (ph, pw), (dh, dw), (ho, wo))
-    return y, cache
+        y += b.reshape(1, o, 1, 1)  # y is a fresh array
+    return y, DepthwiseCache(x, w, b is not None, geom)
 
 
-def depthwise_conv2d_backward(dy, cache: DepthwiseCache):
+def depthwise_conv2d_backward(
+    dy: FloatArray, cache: DepthwiseCache
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """Gradients: dy (N, C*M, ho, wo) -> (dx (N, C, H, W), dw (C*M, 1, kh, kw), db (C*M,) or None)."""
     op = "depthwise_conv2d_backward"
-    n, c, h, wd = cache.x_shape
-    o, _, kh, kw = cache.w.shape
-    ho, wo = cache.out_hw
+    n = cache.x.shape[0]
+    w, geom = cache.w, cache.geom
+    o, _, kh, kw = w.shape
     check_float(op, "dy", dy)
-    check_same_dtype(op, dy=dy, weight=cache.w)
-    if dy.shape != (n, o, ho, wo):
-        raise LayerValueError(op, f"expected dy of shape {(n, o, ho, wo)}, got {tuple(dy.shape)}")
-    (sh, sw), (ph, pw), (dh, dw_) = cache.stride, cache.padding, cache.dilation
-    w3 = cache.w.reshape(o, kh, kw)
-    # both gradients in one call; dx comes back with the padding already cropped off
-    dx, dw = K.depthwise_backward(dy, cache.x, w3, sh, sw, dh, dw_, ph, pw)
-    dw = dw.reshape(cache.w.shape)
-    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None
+    check_same_dtype(op, dy=dy, weight=w)
+    if dy.shape != (n, o, geom.ho, geom.wo):
+        raise LayerValueError(
+            op, f"expected dy of shape {(n, o, geom.ho, geom.wo)}, got {tuple(dy.shape)}"
+        )
+    dx, dw = kernels.depthwise_backward(dy, cache.x, w.reshape(o, kh, kw), geom)
+    dw = dw.reshape(w.shape)  # (C*M, kh, kw) -> (C*M, 1, kh, kw)
+    db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None  # (C*M,)
     return dx, dw, db

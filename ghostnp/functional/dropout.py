@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import LayerValueError
+from ..typing import FloatArray
 from .shape import check_float
 
 __all__ = ["DropoutCache", "dropout_forward", "dropout_backward"]
@@ -20,12 +21,17 @@ class DropoutCache(NamedTuple):
     """What dropout_backward needs: the scaled keep-mask (like x; None when nothing was
     dropped) and the shape of x."""
 
-    mask: np.ndarray | None  # scaled keep-mask like x, None when nothing was dropped
-    shape: tuple  # x.shape, which dy must have
+    mask: FloatArray | None  # scaled keep-mask like x, None when nothing was dropped
+    shape: tuple[int, ...]  # x.shape, which dy must have
 
 
-def dropout_forward(x, p=0.5, training=True, rng=None):
-    """Apply dropout to x (any shape) -> (y, cache). ``rng``: a numpy Generator or a seed."""
+def dropout_forward(
+    x: FloatArray,
+    p: float = 0.5,
+    training: bool = True,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[FloatArray, DropoutCache]:
+    """Apply dropout to x (any shape) -> (y like x, cache). ``rng``: a numpy Generator or a seed."""
     op = "dropout"
     check_float(op, "x", x)
     if not 0.0 <= p <= 1.0:
@@ -40,7 +46,7 @@ def dropout_forward(x, p=0.5, training=True, rng=None):
     return x * mask, DropoutCache(mask, x.shape)
 
 
-def dropout_backward(dy, cache: DropoutCache):
+def dropout_backward(dy: FloatArray, cache: DropoutCache) -> FloatArray:
     """dy (like x) -> dx: the same mask as the forward."""
     check_float("dropout_backward", "dy", dy)
     if dy.shape != cache.shape:

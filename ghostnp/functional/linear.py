@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numpy as np
-
 from ..errors import LayerValueError
+from ..typing import FloatArray
 from .shape import check_float, check_rank, check_same_dtype
 
 __all__ = ["LinearCache", "linear_forward", "linear_backward"]
@@ -22,12 +21,14 @@ class LinearCache(NamedTuple):
     """What linear_backward needs: the input x (N, in), the weight w (out, in) and whether
     there was a bias."""
 
-    x: np.ndarray  # (N, in)
-    w: np.ndarray  # (out, in)
+    x: FloatArray  # (N, in)
+    w: FloatArray  # (out, in)
     has_bias: bool
 
 
-def linear_forward(x, w, b=None):
+def linear_forward(
+    x: FloatArray, w: FloatArray, b: FloatArray | None = None
+) -> tuple[FloatArray, LinearCache]:
     """x (N, in) @ w (out, in)^T [+ b (out,)] -> (y (N, out), cache)."""
     op = "linear"
     check_float(op, "x", x)
@@ -51,7 +52,9 @@ def linear_forward(x, w, b=None):
     return y, LinearCache(x, w, b is not None)
 
 
-def linear_backward(dy, cache: LinearCache):
+def linear_backward(
+    dy: FloatArray, cache: LinearCache
+) -> tuple[FloatArray, FloatArray, FloatArray | None]:
     """dy (N, out) -> (dx (N, in), dw (out, in), db (out,) or None)."""
     op = "linear_backward"
     check_float(op, "dy", dy)

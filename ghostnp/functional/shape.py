@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
 from ..errors import LayerTypeError, LayerValueError
+from ..kernels.geometry import conv_out_size
+from ..typing import FloatArray
 
 __all__ = [
     "pair",
@@ -25,7 +28,7 @@ __all__ = [
 ]
 
 
-def pair(v, what: str = "argument", op: str = "op") -> tuple[int, int]:
+def pair(v: object, what: str = "argument", op: str = "op") -> tuple[int, int]:
     """Turn an int or a 2-sequence of ints into ``(h, w)``; reject anything else."""
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         return int(v), int(v)
@@ -38,12 +41,7 @@ def pair(v, what: str = "argument", op: str = "op") -> tuple[int, int]:
     raise LayerTypeError(op, f"{what} must be an int or a pair of ints, got {v!r}")
 
 
-def conv_out_size(size: int, k: int, s: int, p: int, d: int) -> int:
-    """PyTorch's output-size rule: floor((size + 2p - d(k-1) - 1) / s) + 1."""
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def check_float(op: str, name: str, a) -> np.ndarray:
+def check_float(op: str, name: str, a: object) -> FloatArray:
     """Require a floating-point ndarray (float32 or float64)."""
     if not isinstance(a, np.ndarray):
         raise LayerTypeError(op, f"{name} must be a numpy.ndarray, got {type(a).__name__}")
@@ -52,14 +50,14 @@ def check_float(op: str, name: str, a) -> np.ndarray:
     return a
 
 
-def check_rank(op: str, name: str, a: np.ndarray, ndim: int, layout: str = "") -> None:
+def check_rank(op: str, name: str, a: FloatArray, ndim: int, layout: str = "") -> None:
     """Require ``a.ndim == ndim``; ``layout`` (e.g. ``"(N, C, H, W)"``) goes in the message."""
     if a.ndim != ndim:
         lay = f" {layout}" if layout else ""
         raise LayerValueError(op, f"expected a {ndim}-D {name}{lay}, got shape {tuple(a.shape)}")
 
 
-def check_same_dtype(op: str, **arrays) -> None:
+def check_same_dtype(op: str, **arrays: FloatArray | None) -> None:
     """Require every non-None array to share one dtype (no silent promotion)."""
     items = [(k, v) for k, v in arrays.items() if v is not None]
     dts = {v.dtype for _, v in items}
@@ -72,7 +70,7 @@ def check_same_dtype(op: str, **arrays) -> None:
         )
 
 
-def check_same_shape(op: str, name: str, a: np.ndarray, shape: tuple) -> None:
+def check_same_shape(op: str, name: str, a: FloatArray, shape: tuple[int, ...]) -> None:
     """Require ``a.shape == shape`` exactly (no broadcasting)."""
     if tuple(a.shape) != tuple(shape):
         raise LayerValueError(op, f"expected {name} of shape {tuple(shape)}, got {tuple(a.shape)}")
@@ -86,10 +84,10 @@ def check_same_shape(op: str, name: str, a: np.ndarray, shape: tuple) -> None:
 class ConcatCache(NamedTuple):
     """What concat_backward needs: the channel count of each input, in order."""
 
-    sizes: tuple  # channel count of each input, in order
+    sizes: tuple[int, ...]  # channel count of each input, in order
 
 
-def concat_forward(xs, axis: int = 1):
+def concat_forward(xs: Sequence[FloatArray], axis: int = 1) -> tuple[FloatArray, ConcatCache]:
     """Concatenate NCHW arrays along channels: list of (N, C_i, H, W) -> (N, sum C_i, H, W)."""
     op = "concat"
     if len(xs) == 0:
@@ -111,8 +109,8 @@ def concat_forward(xs, axis: int = 1):
     return y, ConcatCache(tuple(x.shape[axis] for x in xs))
 
 
-def concat_backward(dy: np.ndarray, cache: ConcatCache, axis: int = 1):
-    """Split the gradient back into the pieces: returns a list of arrays (views of dy copied)."""
+def concat_backward(dy: FloatArray, cache: ConcatCache, axis: int = 1) -> list[FloatArray]:
+    """dy (N, sum C_i, H, W) -> [dx_i (N, C_i, H, W)]: the gradient split back into the pieces."""
     op = "concat_backward"
     check_float(op, "dy", dy)
     total = int(sum(cache.sizes))
@@ -132,7 +130,7 @@ class SliceCache(NamedTuple):
     stop: int
 
 
-def channel_slice_forward(x: np.ndarray, start: int, stop: int):
+def channel_slice_forward(x: FloatArray, start: int, stop: int) -> tuple[FloatArray, SliceCache]:
     """Keep channels ``start:stop``: (N, C, H, W) -> (N, stop-start, H, W)."""
     op = "channel_slice"
     check_float(op, "x", x)
@@ -144,8 +142,9 @@ def channel_slice_forward(x: np.ndarray, start: int, stop: int):
     return x[:, start:stop].copy(), SliceCache(x.shape[1], start, stop)
 
 
-def channel_slice_backward(dy: np.ndarray, cache: SliceCache) -> np.ndarray:
-    """The dropped channels had no effect on the output, so their gradient is zero."""
+def channel_slice_backward(dy: FloatArray, cache: SliceCache) -> FloatArray:
+    """dy (N, stop-start, H, W) -> dx (N, C, H, W): the dropped channels had no effect on
+    the output, so their gradient is zero."""
     op = "channel_slice_backward"
     check_float(op, "dy", dy)
     check_rank(op, "dy", dy, 4, "(N, C, H, W)")
@@ -157,13 +156,13 @@ def channel_slice_backward(dy: np.ndarray, cache: SliceCache) -> np.ndarray:
         )
     if cache.start == 0 and cache.stop == cache.in_channels:  # nothing was dropped
         return dy.copy()
-    n, _, h, w = dy.shape
-    dx = np.zeros((n, cache.in_channels, h, w), dtype=dy.dtype)
+    n, _, h, wd = dy.shape
+    dx = np.zeros((n, cache.in_channels, h, wd), dtype=dy.dtype)
     dx[:, cache.start : cache.stop] = dy
     return dx
 
 
-def add_forward(a: np.ndarray, b: np.ndarray):
+def add_forward(a: FloatArray, b: FloatArray) -> tuple[FloatArray, None]:
     """Residual add of two arrays of one shape (no broadcasting): returns (a + b, None)."""
     op = "add"
     check_float(op, "a", a)
@@ -177,6 +176,7 @@ def add_forward(a: np.ndarray, b: np.ndarray):
     return a + b, None
 
 
-def add_backward(dy: np.ndarray, cache=None):
-    """Both summands receive the upstream gradient unchanged (copied so nobody aliases dy)."""
+def add_backward(dy: FloatArray, cache: None = None) -> tuple[FloatArray, FloatArray]:
+    """dy -> (da, db), both like dy: each summand receives the upstream gradient unchanged
+    (copied, so that nobody aliases dy)."""
     return dy.copy(), dy.copy()

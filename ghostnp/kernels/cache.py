@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 __all__ = ["cache_dir", "install_cache_locator"]
 
@@ -77,19 +78,21 @@ def install_cache_locator() -> None:
         return
     from numba.core import caching
 
-    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
-    base = getattr(caching, "UserProvidedCacheLocator", None) or (caching._UserProvidedCacheLocator)
+    impl: Any = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    base: Any = getattr(caching, "UserProvidedCacheLocator", None) or (
+        caching._UserProvidedCacheLocator
+    )
 
-    class GhostnpCacheLocator(base):
+    class GhostnpCacheLocator(base):  # type: ignore[misc]  # numba is untyped
         """Numba's locator for a user-given folder, with ghostnp's folder as the root."""
 
-        def __init__(self, py_func, py_file, root: Path):
+        def __init__(self, py_func: Any, py_file: str, root: Path) -> None:
             self._py_file = py_file
             self._lineno = py_func.__code__.co_firstlineno
             self._cache_path = str(root / self.get_suitable_cache_subpath(py_file))
 
         @classmethod
-        def from_function(cls, py_func, py_file):
+        def from_function(cls, py_func: Any, py_file: str) -> Any:
             if not _in_package(py_file) or not os.path.exists(py_file):
                 return None  # another library's function: Numba's usual locators
             for root in (cache_dir(), _fallback_dir()):

@@ -1,27 +1,48 @@
-"""Choose which implementation of the hot loops runs: ``"numba"`` (default) or ``"numpy"``.
+"""The kernel interface: every kernel ``functional/`` calls, run on the active backend.
 
-``set_backend`` switches at run time; the environment variable ``GHOSTNP_BACKEND`` sets
-the starting choice. Numba is imported only when its kernels are first needed, so
-``import ghostnp`` stays quick and the NumPy path works even where Numba cannot compile.
+Two backends implement the same kernels with the same signatures: ``"numpy"``
+(``reference.py``, plain NumPy, the version to step through) and ``"numba"`` (the
+``numba`` package, compiled, with every speed route), the default. ``set_backend``
+switches at run time, ``use_backend`` for a block, and the environment variable
+``GHOSTNP_BACKEND`` sets the starting choice. The Numba backend is imported only when its
+kernels are first needed, so ``import ghostnp`` stays quick and the NumPy path works
+even where Numba cannot compile.
+
+``KERNELS`` lists every kernel. Each function below forwards one of them through
+``_run``, the single place through which every kernel call passes.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+from collections.abc import Callable
+from types import ModuleType, TracebackType
+from typing import ParamSpec, TypeVar
 
+from ..typing import FloatArray
 from . import reference
+from .geometry import ConvGeometry
 
 BACKENDS = ("numba", "numpy")
 KERNELS = (
-    "im2col",
-    "col2im",
+    "unfold",
+    "fold",
+    "conv_matmul",
+    "conv_backward_weight",
     "depthwise_forward",
     "depthwise_backward_input",
     "depthwise_backward_weight",
+    "depthwise_backward",
+    "batch_norm_stats",
+    "batch_norm_normalize",
+    "batch_norm_backward",
 )
 
-_state = {"name": None, "numba_module": None}
+_state: dict[str, str | None] = {"name": None}
+_loaded: dict[str, ModuleType] = {"numpy": reference}
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _validate(name: str) -> str:
@@ -37,13 +58,14 @@ def set_backend(name: str) -> None:
 
 def get_backend() -> str:
     """The name of the active backend (``GHOSTNP_BACKEND`` if set, else ``"numba"``)."""
-    if _state["name"] is None:
+    name = _state["name"]
+    if name is None:
         env = os.environ.get("GHOSTNP_BACKEND", "numba").strip().lower() or "numba"
         try:
-            _state["name"] = _validate(env)
+            name = _state["name"] = _validate(env)
         except ValueError:
             raise ValueError(f"GHOSTNP_BACKEND: expected one of {BACKENDS}, got {env!r}") from None
-    return _state["name"]
+    return name
 
 
 class use_backend:
@@ -51,101 +73,121 @@ class use_backend:
 
     def __init__(self, name: str):
         self.name = _validate(name)
+        self.prev = ""
 
-    def __enter__(self):
+    def __enter__(self) -> use_backend:
         self.prev = get_backend()
         set_backend(self.name)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         set_backend(self.prev)
-        return False
 
 
-def _module():
-    if get_backend() == "numpy":
-        return reference
-    if _state["numba_module"] is None:
-        from . import numba as nb  # noqa: PLC0415 - imported lazily on purpose
+def _backend() -> ModuleType:
+    """The module of the active backend, importing the Numba one on first use."""
+    name = get_backend()
+    if name not in _loaded:
+        from . import numba  # noqa: PLC0415 - imported lazily on purpose
 
-        _state["numba_module"] = nb
-    return _state["numba_module"]
+        _loaded[name] = numba
+    return _loaded[name]
 
 
-def _interrupt_as_keyboard(kernel):
-    """Let Ctrl-C during a compiled kernel surface as KeyboardInterrupt.
+def _run(kernel: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run the active backend's twin of ``kernel`` (named after the reference, which also
+    fixes the signature): every kernel call passes here.
 
-    When SIGINT arrives while Numba's dispatcher is inside a compiled function, the
-    KeyboardInterrupt set by Python's signal handler comes back wrapped in
-    ``SystemError: CPUDispatcher(...) returned a result with an exception set``
-    (the interrupt at the end of its chain of causes). Raise the interrupt itself, so
-    that code which handles Ctrl-C sees it.
+    Ctrl-C while a compiled kernel runs comes back from Numba's dispatcher wrapped in
+    ``SystemError: CPUDispatcher(...) returned a result with an exception set``, with the
+    KeyboardInterrupt at the end of its chain of causes; it is raised here as the
+    KeyboardInterrupt it is, so that code which handles Ctrl-C sees it.
     """
-
-    @functools.wraps(kernel)
-    def call(*args, **kwargs):
-        try:
-            return kernel(*args, **kwargs)
-        except SystemError as e:
-            cause = e
-            while cause is not None:  # SystemError from SystemError ... from the interrupt
-                if isinstance(cause, KeyboardInterrupt):
-                    raise KeyboardInterrupt from None
-                cause = cause.__cause__ or cause.__context__
-            raise
-
-    return call
+    twin: Callable[P, R] = getattr(_backend(), kernel.__name__)
+    try:
+        return twin(*args, **kwargs)
+    except SystemError as e:
+        cause: BaseException | None = e
+        while cause is not None:  # SystemError from SystemError ... from the interrupt
+            if isinstance(cause, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            cause = cause.__cause__ or cause.__context__
+        raise
 
 
-def _c(a):
-    """Numba kernels index raw memory; hand them C-contiguous arrays."""
-    return a if a.flags.c_contiguous else a.copy()
+# ----------------------------------------------------------------------------------------
+# the kernels: shapes and meaning in reference.py, which is the specification
+# ----------------------------------------------------------------------------------------
 
 
-@_interrupt_as_keyboard
-def im2col(xp, kh, kw, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
-    return _module().im2col(_c(xp), kh, kw, sh, sw, dh, dw, ho, wo, ph, pw)
+def unfold(x: FloatArray, geom: ConvGeometry) -> FloatArray:
+    """im2col of the zero-padded x: (N, C, H, W) -> cols (N, C, kh, kw, ho, wo)."""
+    return _run(reference.unfold, x, geom)
 
 
-@_interrupt_as_keyboard
-def col2im(cols, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
-    return _module().col2im(_c(cols), hp, wp, sh, sw, dh, dw, ph, pw)
+def fold(cols: FloatArray, geom: ConvGeometry) -> FloatArray:
+    """The adjoint of ``unfold``: cols (N, C, kh, kw, ho, wo) -> (N, C, H, W)."""
+    return _run(reference.fold, cols, geom)
 
 
-@_interrupt_as_keyboard
-def depthwise_forward(xp, w, sh, sw, dh, dw, ho, wo, ph=0, pw=0):
-    return _module().depthwise_forward(_c(xp), _c(w), sh, sw, dh, dw, ho, wo, ph, pw)
+def conv_matmul(a: FloatArray, b: FloatArray) -> FloatArray:
+    """a (G, P, Q) @ b (N, G, Q, L) -> (N, G, P, L), one product per image and group."""
+    return _run(reference.conv_matmul, a, b)
 
 
-@_interrupt_as_keyboard
-def depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dh, dw, ph=0, pw=0):
-    return _module().depthwise_backward_input(_c(dy), _c(w), c, hp, wp, sh, sw, dh, dw, ph, pw)
+def conv_backward_weight(dy: FloatArray, cols: FloatArray) -> FloatArray:
+    """dy (N, G, O/G, L), cols (N, G, K, L) -> dW (G, O/G, K), summed over images and pixels."""
+    return _run(reference.conv_backward_weight, dy, cols)
 
 
-@_interrupt_as_keyboard
-def depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dh, dw, ph=0, pw=0):
-    return _module().depthwise_backward_weight(_c(dy), _c(xp), kh, kw, sh, sw, dh, dw, ph, pw)
+def depthwise_forward(x: FloatArray, w: FloatArray, geom: ConvGeometry) -> FloatArray:
+    """x (N, C, H, W), w (C*M, kh, kw) -> y (N, C*M, ho, wo)."""
+    return _run(reference.depthwise_forward, x, w, geom)
 
 
-@_interrupt_as_keyboard
-def depthwise_backward(dy, xp, w, sh, sw, dh, dw, ph=0, pw=0):
-    """Both depthwise gradients, (dxp, dw), in one call (one pass over dy with Numba)."""
-    return _module().depthwise_backward(_c(dy), _c(xp), _c(w), sh, sw, dh, dw, ph, pw)
+def depthwise_backward_input(
+    dy: FloatArray, w: FloatArray, c: int, geom: ConvGeometry
+) -> FloatArray:
+    """dy (N, C*M, ho, wo), w (C*M, kh, kw), C -> dx (N, C, H, W)."""
+    return _run(reference.depthwise_backward_input, dy, w, c, geom)
 
 
-@_interrupt_as_keyboard
-def batch_norm_stats(x):
-    """Per-channel (mean, biased variance) of x (N, C, H, W)."""
-    return _module().batch_norm_stats(_c(x))
+def depthwise_backward_weight(dy: FloatArray, x: FloatArray, geom: ConvGeometry) -> FloatArray:
+    """dy (N, C*M, ho, wo), x (N, C, H, W) -> dw (C*M, kh, kw)."""
+    return _run(reference.depthwise_backward_weight, dy, x, geom)
 
 
-@_interrupt_as_keyboard
-def batch_norm_normalize(x, mu, inv_std, weight, bias, affine):
-    """(xhat, y) of batch norm; y is xhat when not ``affine``."""
-    return _module().batch_norm_normalize(_c(x), mu, inv_std, weight, bias, affine)
+def depthwise_backward(
+    dy: FloatArray, x: FloatArray, w: FloatArray, geom: ConvGeometry
+) -> tuple[FloatArray, FloatArray]:
+    """Both depthwise gradients, (dx like x, dw like w), in one call."""
+    return _run(reference.depthwise_backward, dy, x, w, geom)
 
 
-@_interrupt_as_keyboard
-def batch_norm_backward(dy, xhat, scale, training):
-    """(dx, dweight, dbias) of batch norm; ``scale`` is weight * inv_std."""
-    return _module().batch_norm_backward(_c(dy), _c(xhat), scale, training)
+def batch_norm_stats(x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per-channel (mean, biased variance) of x (N, C, H, W), each (C,)."""
+    return _run(reference.batch_norm_stats, x)
+
+
+def batch_norm_normalize(
+    x: FloatArray,
+    mean: FloatArray,
+    inv_std: FloatArray,
+    gamma: FloatArray,
+    beta: FloatArray,
+    affine: bool,
+) -> tuple[FloatArray, FloatArray]:
+    """(xhat, y) of batch norm, both (N, C, H, W); y is xhat when not ``affine``."""
+    return _run(reference.batch_norm_normalize, x, mean, inv_std, gamma, beta, affine)
+
+
+def batch_norm_backward(
+    dy: FloatArray, xhat: FloatArray, scale: FloatArray, training: bool
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(dx (N, C, H, W), dgamma (C,), dbeta (C,)) of batch norm; ``scale`` is gamma * inv_std."""
+    return _run(reference.batch_norm_backward, dy, xhat, scale, training)
