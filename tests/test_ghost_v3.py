@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch_twins as tt
-from test_ghost import assert_selected, calibrate_bn, check_selected, f64, run_check
+from test_ghost import calibrate_bn, check_net_entries, f64, run_check
 from test_models import _print_worst, assert_close, compare, paired  # noqa: F401
 
 import ghostnp
@@ -269,12 +269,7 @@ def test_tiny_ghostnet_v3_gradcheck_end_to_end_eval(rng):
     x = rng.standard_normal((1, 3, 33, 33))
     names = [n for n, _ in model.named_parameters()]
     branch = [n for n in names if n.startswith(("blocks.1.0.", "blocks.3.0.")) and "_rpr_" in n]
-    others = [n for n in names if n not in branch]
-    chosen = branch + list(rng.choice(others, 64, replace=False))
-    params = dict(model.named_parameters())
-    picks = {n: rng.integers(0, params[n].size, 1) for n in chosen}
-    results = check_selected(model, x, rng.choice(x.size, 64, replace=False), picks)
-    worst, zero, small, kinks = assert_selected(results)
+    worst, zero, small, kinks = check_net_entries(model, x, branch, rng)
     print(f"\nGhostNet V3 0.1x eval: worst relative error {worst:.2e}; kinks {kinks}")
     assert zero == []
 
@@ -363,15 +358,7 @@ def test_torch_written_state_dicts_load_strictly(torch, rng):
     loads with strict=True, in train form and, after the twin's own folding, in deploy
     form; both give the twin's outputs, and the deploy form's backward is the twin's."""
     torch.manual_seed(0)
-    twin = tt.ghostnet_twin(0.25, 10, 0.0, version=3).double()
-    with torch.no_grad():
-        for name, buf in twin.named_buffers():
-            if name.endswith("running_mean"):
-                buf.copy_(0.1 * torch.randn_like(buf))
-            elif name.endswith("running_var"):
-                buf.copy_(torch.rand_like(buf) + 0.5)
-            else:
-                buf.fill_(7)
+    twin = tt.scramble_buffers(tt.ghostnet_twin(0.25, 10, 0.0, version=3).double())
     sd = {k: v.numpy() for k, v in twin.state_dict().items()}
     ours = ghostnetv3(0.25, 10, 0.0).astype(np.float64).load_state_dict(sd, strict=True)
     assert ours.state_dict()["blocks.1.0.dw_rpr_scale.bn1.num_batches_tracked"] == 7

@@ -19,6 +19,7 @@ __all__ = [
     "hard_sigmoid",
     "build",
     "ghostnet_twin",
+    "scramble_buffers",
     "TORCH_GHOSTNET_CFG",
 ]
 
@@ -115,23 +116,40 @@ def _classes():
             out = torch.cat([x1, x2], dim=1)
             return out[:, : self.oup, :, :]
 
+    def dfc_branch(inp, oup, kernel_size, stride):
+        """GhostNetV2's DFC attention branch (``short_conv``), V3's too."""
+        return nn.Sequential(
+            nn.Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
+            nn.BatchNorm2d(oup),
+            nn.Conv2d(oup, oup, (1, 5), 1, (0, 2), groups=oup, bias=False),
+            nn.BatchNorm2d(oup),
+            nn.Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
+            nn.BatchNorm2d(oup),
+        )
+
+    def dfc_gated(short_conv, x, out):
+        """``out`` times the DFC gate computed from the module input ``x``."""
+        res = short_conv(F.avg_pool2d(x, kernel_size=2, stride=2))
+        return out * F.interpolate(torch.sigmoid(res), size=out.shape[-2:], mode="nearest")
+
     class GhostModuleV2(GhostModule):
         def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
             super().__init__(inp, oup, kernel_size, ratio, dw_size, stride, relu)
-            self.short_conv = nn.Sequential(
-                nn.Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
-                nn.BatchNorm2d(oup),
-                nn.Conv2d(oup, oup, (1, 5), 1, (0, 2), groups=oup, bias=False),
-                nn.BatchNorm2d(oup),
-                nn.Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
-                nn.BatchNorm2d(oup),
-            )
+            self.short_conv = dfc_branch(inp, oup, kernel_size, stride)
 
         def forward(self, x):
-            res = self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2))
-            out = super().forward(x)
-            gate = F.interpolate(torch.sigmoid(res), size=out.shape[-2:], mode="nearest")
-            return out * gate
+            return dfc_gated(self.short_conv, x, super().forward(x))
+
+    def shortcut_branch(in_chs, out_chs, k, stride):
+        """The bottleneck's shortcut: nothing, or depthwise k x k -> BN -> 1x1 -> BN."""
+        if in_chs == out_chs and stride == 1:
+            return nn.Sequential()
+        return nn.Sequential(
+            nn.Conv2d(in_chs, in_chs, k, stride, (k - 1) // 2, groups=in_chs, bias=False),
+            nn.BatchNorm2d(in_chs),
+            nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(out_chs),
+        )
 
     class GhostBottleneck(nn.Module):
         def __init__(
@@ -156,17 +174,7 @@ def _classes():
                 self.bn_dw = nn.BatchNorm2d(mid_chs)
             self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio and se_ratio > 0 else None
             self.ghost2 = GhostModule(mid_chs, out_chs, relu=False)
-            if in_chs == out_chs and stride == 1:
-                self.shortcut = nn.Sequential()
-            else:
-                self.shortcut = nn.Sequential(
-                    nn.Conv2d(
-                        in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False
-                    ),
-                    nn.BatchNorm2d(in_chs),
-                    nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-                    nn.BatchNorm2d(out_chs),
-                )
+            self.shortcut = shortcut_branch(in_chs, out_chs, dw_kernel_size, stride)
 
         def forward(self, x):
             residual = x
@@ -253,14 +261,7 @@ def _classes():
             self.cheap_rpr_scale = ConvBn(m, m, 1, groups=m)
             self.cheap_activation = nn.ReLU() if relu else nn.Identity()
             if mode == "shortcut":
-                self.short_conv = nn.Sequential(
-                    nn.Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
-                    nn.BatchNorm2d(oup),
-                    nn.Conv2d(oup, oup, (1, 5), 1, (0, 2), groups=oup, bias=False),
-                    nn.BatchNorm2d(oup),
-                    nn.Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
-                    nn.BatchNorm2d(oup),
-                )
+                self.short_conv = dfc_branch(inp, oup, kernel_size, stride)
 
         def forward(self, x):
             if self.deployed:
@@ -273,10 +274,7 @@ def _classes():
                     x2 = x2 + b(x1)
                 x2 = self.cheap_activation(x2)
             out = torch.cat([x1, x2], dim=1)[:, : self.oup]
-            if self.mode != "shortcut":
-                return out
-            res = self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2))
-            return out * F.interpolate(torch.sigmoid(res), size=out.shape[-2:], mode="nearest")
+            return dfc_gated(self.short_conv, x, out) if self.mode == "shortcut" else out
 
         def switch_to_deploy(self):
             if self.deployed:
@@ -318,18 +316,7 @@ def _classes():
                 self.dw_rpr_scale = ConvBn(mid_chs, mid_chs, 1, stride, groups=mid_chs)
             self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio and se_ratio > 0 else None
             self.ghost2 = GhostModuleV3(mid_chs, out_chs, relu=False)
-            if in_chs == out_chs and stride == 1:
-                self.shortcut = nn.Identity()
-            else:
-                pad = (dw_kernel_size - 1) // 2
-                self.shortcut = nn.Sequential(
-                    nn.Conv2d(
-                        in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False
-                    ),
-                    nn.BatchNorm2d(in_chs),
-                    nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-                    nn.BatchNorm2d(out_chs),
-                )
+            self.shortcut = shortcut_branch(in_chs, out_chs, dw_kernel_size, stride)
 
         def forward(self, x):
             h = self.ghost1(x)
@@ -408,6 +395,22 @@ def _classes():
         GhostNet=GhostNet,
     )
     return _CLASSES
+
+
+def scramble_buffers(twin):
+    """Give a twin's BNs running statistics and batch counters as after training (drawn
+    with torch's generator), in place; returns the twin."""
+    import torch
+
+    with torch.no_grad():
+        for name, buf in twin.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(0.1 * torch.randn_like(buf))
+            elif name.endswith("running_var"):
+                buf.copy_(torch.rand_like(buf) + 0.5)
+            else:
+                buf.fill_(7)
+    return twin
 
 
 def build(name, *args, dtype=None, **kwargs):

@@ -35,7 +35,7 @@ from ..errors import LayerStateError
 from .ghost import ConvBnAct, GhostBottleneck, GhostModuleV2
 from .layers import BatchNorm2d, Conv2d, ReLU
 from .module import Module, ModuleList, Sequential
-from .utils.fusion import FusionModeError, fuse_conv_bn_eval, fuse_conv_bn_weights
+from .utils.fusion import fold_bn, fuse_conv_bn_eval
 
 __all__ = [
     "GhostModuleV3",
@@ -144,17 +144,7 @@ def fold_branches(branches, skip: BatchNorm2d | None = None) -> Conv2d:
             raise ValueError(
                 f"fold_branches: an identity branch needs a depthwise stride-1 'same' conv, not {target}"
             )
-        if skip.training:
-            raise FusionModeError(skip.where, "Fusion only for eval! (call .eval() first)")
-        w, b = fuse_conv_bn_weights(
-            identity_kernel(target.out_channels, size),
-            None,
-            skip.running_mean,
-            skip.running_var,
-            skip.eps,
-            None if skip.weight is None else skip.weight.data,
-            None if skip.bias is None else skip.bias.data,
-        )
+        w, b = fold_bn(identity_kernel(target.out_channels, size), None, skip)
         weight += w
         bias += b
     target.weight.data = weight.astype(target.weight.dtype)

@@ -39,7 +39,7 @@ from ...errors import LayerStateError
 from ..layers import BatchNorm2d, Conv2d, Identity
 from ..module import Module, Parameter, Sequential
 
-__all__ = ["FusionModeError", "fuse_conv_bn_weights", "fuse_conv_bn_eval", "fuse_model"]
+__all__ = ["FusionModeError", "fuse_conv_bn_weights", "fuse_conv_bn_eval", "fold_bn", "fuse_model"]
 
 
 class FusionModeError(LayerStateError, AssertionError):
@@ -78,6 +78,32 @@ def fuse_conv_bn_weights(
     return fused_w, fused_b
 
 
+def fold_bn(conv_w, conv_b, bn: BatchNorm2d, transpose=False) -> tuple[np.ndarray, np.ndarray]:
+    """``fuse_conv_bn_weights`` with the statistics, eps and affine parameters read from
+    ``bn``, which must be in eval mode (FusionModeError otherwise) and track running
+    statistics. Returns (w', b') as that function does."""
+    if bn.training:
+        raise FusionModeError(
+            bn.where,
+            "Fusion only for eval! This layer is in train mode, where batch norm uses the "
+            "statistics of each batch; folding needs its running statistics (call .eval())",
+        )
+    if bn.running_mean is None or bn.running_var is None:
+        raise FusionModeError(
+            bn.where, "bn.running_mean and bn.running_var must not be None (no running stats)"
+        )
+    return fuse_conv_bn_weights(
+        conv_w,
+        conv_b,
+        bn.running_mean,
+        bn.running_var,
+        bn.eps,
+        None if bn.weight is None else bn.weight.data,
+        None if bn.bias is None else bn.bias.data,
+        transpose,
+    )
+
+
 def _copy_module(m: Module) -> Module:
     """A deep copy of ``m`` without the cache of its last forward pass."""
     cache = m.__dict__.get("_cache")
@@ -96,33 +122,19 @@ def fuse_conv_bn_eval(conv: Conv2d, bn: BatchNorm2d, transpose: bool = False) ->
             f"fuse_conv_bn_eval: expected a Conv2d and a BatchNorm2d, got "
             f"{type(conv).__name__} and {type(bn).__name__}"
         )
-    if conv.training or bn.training:
-        which = conv if conv.training else bn
+    if conv.training:
         raise FusionModeError(
-            which.where,
-            "Fusion only for eval! This layer is in train mode, where batch norm uses the "
-            "statistics of each batch; folding needs its running statistics (call .eval())",
-        )
-    if bn.running_mean is None or bn.running_var is None:
-        raise FusionModeError(
-            bn.where, "bn.running_mean and bn.running_var must not be None (no running stats)"
+            conv.where,
+            "Fusion only for eval! This conv is in train mode; put it and its batch norm in "
+            "eval mode, where the BN uses its running statistics (call .eval())",
         )
     if bn.num_features != conv.out_channels:
         raise ValueError(
             f"fuse_conv_bn_eval: {conv.where} has {conv.out_channels} output channels, "
             f"{bn.where} normalises {bn.num_features}"
         )
+    w, b = fold_bn(conv.weight.data, None if conv.bias is None else conv.bias.data, bn, transpose)
     fused = _copy_module(conv)
-    w, b = fuse_conv_bn_weights(
-        conv.weight.data,
-        None if conv.bias is None else conv.bias.data,
-        bn.running_mean,
-        bn.running_var,
-        bn.eps,
-        None if bn.weight is None else bn.weight.data,
-        None if bn.bias is None else bn.bias.data,
-        transpose,
-    )
     fused.weight = Parameter(w)
     fused.bias = Parameter(b)
     return fused
