@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch_twins as tt
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_ghost import calibrate_bn, check_net_entries, f64, run_check
 from test_models import _print_worst, assert_close, compare, paired  # noqa: F401
 
@@ -506,6 +508,39 @@ def test_fold_branches_with_a_scale_and_a_skip_branch(rng):
         folded = fold_branches(branches, bn)
         assert folded.kernel_size == (3, 3) and folded.stride == (stride, stride)
         assert rel(folded(x), want) < 1e-13
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    k=st.sampled_from([1, 3, 5, 7]),
+    stride=st.integers(1, 3),
+    channels=st.integers(1, 5),
+    multiplier=st.integers(1, 2),
+    n_conv=st.integers(1, 3),
+    hw=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    seed=st.integers(0, 2**16),
+)
+def test_fold_branches_property(k, stride, channels, multiplier, n_conv, hw, seed):
+    """Any number of k x k depthwise conv-BN branches, a 1x1 one at the same stride, and
+    (depthwise, stride 1) a BN-only one: in eval mode their sum is the folded conv, on
+    inputs down to 1x1, odd sizes and strides that leave a remainder."""
+    rng = np.random.default_rng(seed)
+    out = channels * multiplier
+    groups = channels
+    branches = [
+        nn.ConvBnAct(channels, out, k, stride, groups=groups, act=False) for _ in range(n_conv)
+    ]
+    branches.append(nn.ConvBnAct(channels, out, 1, stride, groups=groups, act=False))
+    skip = nn.BatchNorm2d(out) if (multiplier == 1 and stride == 1) else None
+    parts = nn.Sequential(*branches, *([skip] if skip is not None else []))
+    f64(parts, rng).eval()
+    for b in branches:  # random kernels of a visible size
+        b.conv.weight.data = rng.standard_normal(b.conv.weight.shape)
+    x = rng.standard_normal((2, channels, *hw))
+    want = sum(b(x) for b in branches) + (skip(x) if skip is not None else 0.0)
+    folded = fold_branches(branches, skip)
+    assert folded.kernel_size == (k, k) and folded.bias is not None
+    assert rel(folded(x), want) < 1e-12
 
 
 def test_fold_branches_rejects_branches_that_do_not_line_up(rng):
