@@ -335,6 +335,8 @@ def _layer_cases():
         ("GhostModule ratio 3, odd out", nn.GhostModule(4, 7, ratio=3), x(2, 4, 4, 4)),
         ("GhostModuleV2 (DFC attention)", nn.GhostModuleV2(4, 6), x(2, 4, 5, 6)),
         ("GhostBottleneck stride 2 + SE", nn.GhostBottleneck(4, 8, 6, 3, 2, 0.25), x(2, 4, 6, 6)),
+        ("GhostModuleV3 (branches, gate)", nn.GhostModuleV3(4, 6, mode="shortcut"), x(2, 4, 5, 6)),
+        ("GhostBottleneckV3 stride 2", nn.GhostBottleneckV3(4, 8, 6, 3, 2), x(2, 4, 6, 6)),
     ]
     return [(name, m.astype(np.float64), inp) for name, m, inp in cases]
 

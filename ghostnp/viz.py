@@ -791,6 +791,9 @@ def visualize_main(
         raise _StopForward
 
     net.eval()
+    if callable(getattr(net, "reparameterize", None)):
+        # GhostNetV3: in the deploy form primary_conv / cheap_operation make the same maps
+        net.reparameterize()
     keys = [f"{layer}.primary_conv", f"{layer}.cheap_operation"]
     with record(net, keys) as rec, no_grad():
         handle = modules[layer].register_forward_hook(stop)

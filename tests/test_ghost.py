@@ -567,6 +567,19 @@ def assert_selected(results, max_kinks=10):
     return worst, zero, small, kinks
 
 
+def check_net_entries(model, x, named, rng, others=64):
+    """check_selected on 64 random entries of x and one random entry of each parameter
+    tensor in ``named`` and of ``others`` more tensors drawn at random; returns what
+    assert_selected returns."""
+    names = [n for n, _ in model.named_parameters()]
+    rest = [n for n in names if n not in named]
+    chosen = list(named) + list(rng.choice(rest, others, replace=False))
+    params = dict(model.named_parameters())
+    picks = {n: rng.integers(0, params[n].size, 1) for n in chosen}
+    results = check_selected(model, x, rng.choice(x.size, 64, replace=False), picks)
+    return assert_selected(results)
+
+
 def _tiny_net(version, rng):
     ghostnp.manual_seed(1)
     return f64(GhostNet(0.1, 5, 0.0, version=version), rng)
@@ -628,12 +641,7 @@ def test_tiny_ghostnet_v2_gradcheck_end_to_end_eval(rng):
     names = [n for n, _ in model.named_parameters()]
     dfc = [n for n in names if ".short_conv." in n]
     assert len(dfc) == 126 and len(names) == 398
-    others = [n for n in names if n not in dfc]
-    chosen = dfc + list(rng.choice(others, 64, replace=False))
-    params = dict(model.named_parameters())
-    picks = {n: rng.integers(0, params[n].size, 1) for n in chosen}
-    results = check_selected(model, x, rng.choice(x.size, 64, replace=False), picks)
-    worst, zero, small, kinks = assert_selected(results)
+    worst, zero, small, kinks = check_net_entries(model, x, dfc, rng)
     print(f"\nGhostNet V2 0.1x eval: worst relative error {worst:.2e}; kinks {kinks}")
     print(f"small gradients: {small}")
     assert zero == []

@@ -222,6 +222,12 @@ def test_visualize_main_writes_a_png(photo, tmp_path):
     assert out.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_visualize_main_shows_a_ghostnetv3_module(photo, tmp_path):
+    """A V3 module's maps are drawn from its deploy form (the same maps in eval mode)."""
+    out = visualize_main(photo, model="ghostnetv3_050", out=tmp_path / "v3.png", size=32)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
 def test_visualize_main_follows_a_checkpoint(photo, tmp_path):
     net = ghostnet(0.5, num_classes=10, in_chans=1)
     ckpt = save_checkpoint(tmp_path / "last.npz", net, config={"model": "ghostnet", "width": 0.5})

@@ -1,7 +1,8 @@
 """PyTorch twins of the GhostNet reference architecture, built from ``torch.nn`` layers.
 
 They follow the description in the reference notes (the authors' PyTorch code and timm
-share one state-dict layout) and use the same module names, so a ghostnp state dict
+share one state-dict layout; V3 follows timm's GhostNetV3, train and deploy form, with its
+folding done by ``torch.nn.utils.fusion``) and use the same module names, so a ghostnp state dict
 loads into a twin with ``strict=True`` and the other way round. They are written from
 that description, not from ghostnp, so that they can serve as an independent oracle.
 
@@ -18,6 +19,7 @@ __all__ = [
     "hard_sigmoid",
     "build",
     "ghostnet_twin",
+    "scramble_buffers",
     "TORCH_GHOSTNET_CFG",
 ]
 
@@ -114,23 +116,40 @@ def _classes():
             out = torch.cat([x1, x2], dim=1)
             return out[:, : self.oup, :, :]
 
+    def dfc_branch(inp, oup, kernel_size, stride):
+        """GhostNetV2's DFC attention branch (``short_conv``), V3's too."""
+        return nn.Sequential(
+            nn.Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
+            nn.BatchNorm2d(oup),
+            nn.Conv2d(oup, oup, (1, 5), 1, (0, 2), groups=oup, bias=False),
+            nn.BatchNorm2d(oup),
+            nn.Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
+            nn.BatchNorm2d(oup),
+        )
+
+    def dfc_gated(short_conv, x, out):
+        """``out`` times the DFC gate computed from the module input ``x``."""
+        res = short_conv(F.avg_pool2d(x, kernel_size=2, stride=2))
+        return out * F.interpolate(torch.sigmoid(res), size=out.shape[-2:], mode="nearest")
+
     class GhostModuleV2(GhostModule):
         def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
             super().__init__(inp, oup, kernel_size, ratio, dw_size, stride, relu)
-            self.short_conv = nn.Sequential(
-                nn.Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
-                nn.BatchNorm2d(oup),
-                nn.Conv2d(oup, oup, (1, 5), 1, (0, 2), groups=oup, bias=False),
-                nn.BatchNorm2d(oup),
-                nn.Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
-                nn.BatchNorm2d(oup),
-            )
+            self.short_conv = dfc_branch(inp, oup, kernel_size, stride)
 
         def forward(self, x):
-            res = self.short_conv(F.avg_pool2d(x, kernel_size=2, stride=2))
-            out = super().forward(x)
-            gate = F.interpolate(torch.sigmoid(res), size=out.shape[-2:], mode="nearest")
-            return out * gate
+            return dfc_gated(self.short_conv, x, super().forward(x))
+
+    def shortcut_branch(in_chs, out_chs, k, stride):
+        """The bottleneck's shortcut: nothing, or depthwise k x k -> BN -> 1x1 -> BN."""
+        if in_chs == out_chs and stride == 1:
+            return nn.Sequential()
+        return nn.Sequential(
+            nn.Conv2d(in_chs, in_chs, k, stride, (k - 1) // 2, groups=in_chs, bias=False),
+            nn.BatchNorm2d(in_chs),
+            nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(out_chs),
+        )
 
     class GhostBottleneck(nn.Module):
         def __init__(
@@ -155,17 +174,7 @@ def _classes():
                 self.bn_dw = nn.BatchNorm2d(mid_chs)
             self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio and se_ratio > 0 else None
             self.ghost2 = GhostModule(mid_chs, out_chs, relu=False)
-            if in_chs == out_chs and stride == 1:
-                self.shortcut = nn.Sequential()
-            else:
-                self.shortcut = nn.Sequential(
-                    nn.Conv2d(
-                        in_chs, in_chs, dw_kernel_size, stride, pad, groups=in_chs, bias=False
-                    ),
-                    nn.BatchNorm2d(in_chs),
-                    nn.Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
-                    nn.BatchNorm2d(out_chs),
-                )
+            self.shortcut = shortcut_branch(in_chs, out_chs, dw_kernel_size, stride)
 
         def forward(self, x):
             residual = x
@@ -189,6 +198,143 @@ def _classes():
         def forward(self, x):
             return self.act1(self.bn1(self.conv(x)))
 
+    # -- GhostNetV3: re-parameterizable branches ------------------------------------
+
+    class ConvBn(nn.Module):
+        """One branch: conv (no bias, padding k//2) then BN, members conv and bn1."""
+
+        def __init__(self, in_chs, out_chs, kernel_size, stride=1, groups=1):
+            super().__init__()
+            self.conv = nn.Conv2d(
+                in_chs, out_chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+            )
+            self.bn1 = nn.BatchNorm2d(out_chs)
+
+        def forward(self, x):
+            return self.bn1(self.conv(x))
+
+    def fold(branches, skip=None):
+        """The deploy conv of a branch sum, folded with torch's own fusion and padding."""
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        fused = [fuse_conv_bn_eval(b.conv, b.bn1) for b in branches]
+        big = max(fused, key=lambda c: c.kernel_size[0])
+        k = big.kernel_size[0]
+        weight = torch.zeros_like(big.weight)
+        bias = torch.zeros_like(big.bias)
+        for c in fused:
+            p = (k - c.kernel_size[0]) // 2
+            weight = weight + F.pad(c.weight, [p, p, p, p])
+            bias = bias + c.bias
+        if skip is not None:
+            ident = nn.Conv2d(big.in_channels, big.out_channels, k, 1, k // 2, groups=big.groups)
+            ident = ident.to(big.weight.dtype).eval()
+            with torch.no_grad():
+                ident.weight.zero_()
+                ident.weight[:, 0, k // 2, k // 2] = 1.0
+                ident.bias.zero_()
+            ident = fuse_conv_bn_eval(ident, skip)
+            weight = weight + ident.weight
+            bias = bias + ident.bias
+        with torch.no_grad():
+            big.weight.copy_(weight)
+            big.bias.copy_(bias)
+        big.bias.requires_grad_(True)  # torch's fusion leaves a new bias without gradient
+        return big
+
+    class GhostModuleV3(nn.Module):
+        def __init__(
+            self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True, mode="original"
+        ):
+            super().__init__()
+            assert ratio == 2
+            self.oup, self.mode, self.deployed = oup, mode, False
+            m = math.ceil(oup / 2)
+            self.primary_conv = nn.Identity()
+            self.cheap_operation = nn.Identity()
+            self.primary_rpr_conv = nn.ModuleList(
+                ConvBn(inp, m, kernel_size, stride) for _ in range(3)
+            )
+            self.primary_activation = nn.ReLU() if relu else nn.Identity()
+            self.cheap_rpr_skip = nn.BatchNorm2d(m)
+            self.cheap_rpr_conv = nn.ModuleList(ConvBn(m, m, dw_size, groups=m) for _ in range(3))
+            self.cheap_rpr_scale = ConvBn(m, m, 1, groups=m)
+            self.cheap_activation = nn.ReLU() if relu else nn.Identity()
+            if mode == "shortcut":
+                self.short_conv = dfc_branch(inp, oup, kernel_size, stride)
+
+        def forward(self, x):
+            if self.deployed:
+                x1 = self.primary_conv(x)
+                x2 = self.cheap_operation(x1)
+            else:
+                x1 = self.primary_activation(sum(b(x) for b in self.primary_rpr_conv))
+                x2 = self.cheap_rpr_scale(x1) + self.cheap_rpr_skip(x1)
+                for b in self.cheap_rpr_conv:
+                    x2 = x2 + b(x1)
+                x2 = self.cheap_activation(x2)
+            out = torch.cat([x1, x2], dim=1)[:, : self.oup]
+            return dfc_gated(self.short_conv, x, out) if self.mode == "shortcut" else out
+
+        def switch_to_deploy(self):
+            if self.deployed:
+                return
+            primary = fold(self.primary_rpr_conv)
+            cheap = fold([*self.cheap_rpr_conv, self.cheap_rpr_scale], self.cheap_rpr_skip)
+            self.primary_conv = nn.Sequential(primary, self.primary_activation)
+            self.cheap_operation = nn.Sequential(cheap, self.cheap_activation)
+            for name in (
+                "primary_rpr_conv",
+                "primary_activation",
+                "cheap_rpr_skip",
+                "cheap_rpr_conv",
+                "cheap_rpr_scale",
+                "cheap_activation",
+            ):
+                delattr(self, name)
+            self.deployed = True
+
+    class GhostBottleneckV3(nn.Module):
+        def __init__(
+            self,
+            in_chs,
+            mid_chs,
+            out_chs,
+            dw_kernel_size=3,
+            stride=1,
+            se_ratio=0.0,
+            mode="original",
+        ):
+            super().__init__()
+            self.stride, self.deployed = stride, False
+            self.ghost1 = GhostModuleV3(in_chs, mid_chs, relu=True, mode=mode)
+            if stride > 1:
+                k = dw_kernel_size
+                self.dw_rpr_conv = nn.ModuleList(
+                    ConvBn(mid_chs, mid_chs, k, stride, groups=mid_chs) for _ in range(3)
+                )
+                self.dw_rpr_scale = ConvBn(mid_chs, mid_chs, 1, stride, groups=mid_chs)
+            self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio and se_ratio > 0 else None
+            self.ghost2 = GhostModuleV3(mid_chs, out_chs, relu=False)
+            self.shortcut = shortcut_branch(in_chs, out_chs, dw_kernel_size, stride)
+
+        def forward(self, x):
+            h = self.ghost1(x)
+            if self.stride > 1:
+                if self.deployed:
+                    h = self.conv_dw(h)
+                else:
+                    h = self.dw_rpr_scale(h) + sum(b(h) for b in self.dw_rpr_conv)
+            if self.se is not None:
+                h = self.se(h)
+            return self.ghost2(h) + self.shortcut(x)
+
+        def switch_to_deploy(self):
+            if self.stride > 1 and not self.deployed:
+                self.conv_dw = fold([*self.dw_rpr_conv, self.dw_rpr_scale])
+                del self.dw_rpr_conv, self.dw_rpr_scale
+            self.deployed = True
+
     class GhostNet(nn.Module):
         def __init__(self, width=1.0, num_classes=1000, dropout=0.2, in_chans=3, version=1):
             super().__init__()
@@ -203,11 +349,14 @@ def _classes():
                 for k, exp, c, se, s in stage:
                     out = make_divisible(c * width, 4)
                     mid = make_divisible(exp * width, 4)
-                    layers.append(
-                        GhostBottleneck(
-                            chans, mid, out, k, s, se, attention=version == 2 and block_id > 1
+                    if version == 3:
+                        mode = "shortcut" if block_id > 1 else "original"
+                        layers.append(GhostBottleneckV3(chans, mid, out, k, s, se, mode=mode))
+                    else:
+                        attention = version == 2 and block_id > 1
+                        layers.append(
+                            GhostBottleneck(chans, mid, out, k, s, se, attention=attention)
                         )
-                    )
                     chans, block_id = out, block_id + 1
                 stages.append(nn.Sequential(*layers))
             last = make_divisible(exp * width, 4)
@@ -229,15 +378,39 @@ def _classes():
                 x = F.dropout(x, p=self.dropout, training=self.training)
             return self.classifier(x)
 
+        def convert_to_deploy(self):
+            for m in list(self.modules()):
+                if hasattr(m, "switch_to_deploy"):
+                    m.switch_to_deploy()
+            return self
+
     _CLASSES.update(
         SqueezeExcite=SqueezeExcite,
         GhostModule=GhostModule,
         GhostModuleV2=GhostModuleV2,
         GhostBottleneck=GhostBottleneck,
         ConvBnAct=ConvBnAct,
+        GhostModuleV3=GhostModuleV3,
+        GhostBottleneckV3=GhostBottleneckV3,
         GhostNet=GhostNet,
     )
     return _CLASSES
+
+
+def scramble_buffers(twin):
+    """Give a twin's BNs running statistics and batch counters as after training (drawn
+    with torch's generator), in place; returns the twin."""
+    import torch
+
+    with torch.no_grad():
+        for name, buf in twin.named_buffers():
+            if name.endswith("running_mean"):
+                buf.copy_(0.1 * torch.randn_like(buf))
+            elif name.endswith("running_var"):
+                buf.copy_(torch.rand_like(buf) + 0.5)
+            else:
+                buf.fill_(7)
+    return twin
 
 
 def build(name, *args, dtype=None, **kwargs):
@@ -249,7 +422,7 @@ def build(name, *args, dtype=None, **kwargs):
 
 
 def ghostnet_twin(width=1.0, num_classes=1000, dropout=0.2, in_chans=3, version=1, dtype=None):
-    """GhostNet V1 (``version=1``) or V2 (``version=2``) twin."""
+    """GhostNet V1 (``version=1``), V2 (``version=2``) or V3 (``version=3``) twin."""
     return build(
         "GhostNet",
         width=width,

@@ -1,4 +1,4 @@
-"""Model builders: GhostNet V1/V2 for ImageNet shapes, ResNet-56 / VGG-16 for CIFAR and
+"""Model builders: GhostNet V1/V2/V3 for ImageNet shapes, ResNet-56 / VGG-16 for CIFAR and
 their Ghost versions, and ``ghostify`` for any model."""
 
 from .cifar import ghost_resnet56, ghost_vgg16, resnet56, vgg16
@@ -13,6 +13,11 @@ from .ghostnet import (
     ghostnetv2_100,
     ghostnetv2_130,
     ghostnetv2_160,
+    ghostnetv3,
+    ghostnetv3_050,
+    ghostnetv3_100,
+    ghostnetv3_130,
+    ghostnetv3_160,
 )
 
 MODELS = {
@@ -22,6 +27,10 @@ MODELS = {
     "ghostnetv2_100": ghostnetv2_100,
     "ghostnetv2_130": ghostnetv2_130,
     "ghostnetv2_160": ghostnetv2_160,
+    "ghostnetv3_050": ghostnetv3_050,
+    "ghostnetv3_100": ghostnetv3_100,
+    "ghostnetv3_130": ghostnetv3_130,
+    "ghostnetv3_160": ghostnetv3_160,
     "resnet56": resnet56,
     "ghost_resnet56": ghost_resnet56,
     "vgg16": vgg16,
@@ -48,6 +57,11 @@ __all__ = [
     "ghostnetv2_100",
     "ghostnetv2_130",
     "ghostnetv2_160",
+    "ghostnetv3",
+    "ghostnetv3_050",
+    "ghostnetv3_100",
+    "ghostnetv3_130",
+    "ghostnetv3_160",
     "resnet56",
     "ghost_resnet56",
     "vgg16",

@@ -79,6 +79,10 @@ class BasicBlock(Module):
     def _main(self):
         return (self.conv1, self.bn1, self.relu1, self.conv2, self.bn2)
 
+    def conv_bn_pairs(self):
+        """(conv, BN) member names whose conv feeds only that BN (see ``fuse_model``)."""
+        return [("conv1", "bn1"), ("conv2", "bn2")]
+
     def forward(self, x):
         h = x
         for m in self._main():

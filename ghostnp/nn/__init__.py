@@ -9,6 +9,7 @@ from .ghost import (
     SqueezeExcite,
     make_divisible,
 )
+from .ghost_v3 import GhostBottleneckV3, GhostModuleV3
 from .layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
@@ -56,6 +57,8 @@ __all__ = [
     "DFCAttention",
     "SqueezeExcite",
     "GhostBottleneck",
+    "GhostModuleV3",
+    "GhostBottleneckV3",
     "ConvBnAct",
     "make_divisible",
     "record",

@@ -78,9 +78,15 @@ class GhostModule(Module):
         self.inp, self.oup, self.ratio = inp, oup, ratio
         self.init_channels = math.ceil(oup / ratio)  # intrinsic maps m
         self.new_channels = self.init_channels * (ratio - 1)  # ghost maps
+        self._build(kernel_size, dw_size, stride, relu)
+        self._caches = None
+
+    def _build(self, kernel_size, dw_size, stride, relu):
+        """Create the members that make the intrinsic and the ghost maps (subclasses that
+        train them differently, such as GhostModuleV3, build their own)."""
         m = self.init_channels
         self.primary_conv = Sequential(
-            Conv2d(inp, m, kernel_size, stride, kernel_size // 2, bias=False),
+            Conv2d(self.inp, m, kernel_size, stride, kernel_size // 2, bias=False),
             BatchNorm2d(m),
             ReLU() if relu else Sequential(),
         )
@@ -89,12 +95,19 @@ class GhostModule(Module):
             BatchNorm2d(self.new_channels),
             ReLU() if relu else Sequential(),
         )
-        self._caches = None
+
+    def _primary_path(self):
+        """What makes the intrinsic maps from x: anything with ``__call__`` and ``backward``."""
+        return self.primary_conv
+
+    def _cheap_path(self):
+        """What makes the ghost maps from the intrinsic ones (same protocol)."""
+        return self.cheap_operation
 
     def ghost_forward(self, x):
         """The V1 computation; returns (y, x1, x2) so that callers can show both halves."""
-        x1 = self.primary_conv(x)  # intrinsic (N, m, H', W')
-        x2 = self.cheap_operation(x1)  # ghost     (N, m*(ratio-1), H', W')
+        x1 = self._primary_path()(x)  # intrinsic (N, m, H', W')
+        x2 = self._cheap_path()(x1)  # ghost     (N, m*(ratio-1), H', W')
         cat, cat_cache = F.concat_forward([x1, x2])  # (N, m*ratio, H', W')
         y, slice_cache = F.channel_slice_forward(cat, 0, self.oup)  # (N, oup, H', W')
         self._caches = (cat_cache, slice_cache)
@@ -107,8 +120,8 @@ class GhostModule(Module):
         cat_cache, slice_cache = self._need(self._caches)
         dcat = F.channel_slice_backward(dy, slice_cache)  # zeros for dropped channels
         dx1, dx2 = F.concat_backward(dcat, cat_cache)
-        dx1 = dx1 + self.cheap_operation.backward(dx2)  # x1 fans out: gradients add
-        return self.primary_conv.backward(dx1)
+        dx1 = dx1 + self._cheap_path().backward(dx2)  # x1 fans out: gradients add
+        return self._primary_path().backward(dx1)
 
     def extra_repr(self):
         return f"inp={self.inp}, oup={self.oup}, ratio={self.ratio}"
@@ -162,16 +175,22 @@ class GhostModuleV2(GhostModule):
         y = ghost(x) * upsample(sigmoid(short_conv(avg_pool(x))))
 
     x feeds both the Ghost path and the attention branch, so dx is the sum of both.
+    ``attention=False`` leaves the gate out (``short_conv`` is None, the output is the
+    Ghost module's): GhostModuleV3 uses it for its modules without attention.
     """
 
-    def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
+    def __init__(
+        self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True, *, attention=True
+    ):
         super().__init__(inp, oup, kernel_size, ratio, dw_size, stride, relu)
-        self.short_conv = DFCAttention(inp, oup, kernel_size, stride)
+        self.short_conv = DFCAttention(inp, oup, kernel_size, stride) if attention else None
         self._gate = None
         self._attention = None
 
     def forward(self, x):
         y, _, _ = self.ghost_forward(x)
+        if self.short_conv is None:
+            return y
         g = self.short_conv(x, size=y.shape[2:])
         self._gate = (y, g)  # for backward
         self._attention = g  # for attention_map, kept under no_grad too
@@ -182,6 +201,8 @@ class GhostModuleV2(GhostModule):
         return self._attention
 
     def backward(self, dy):
+        if self.short_conv is None:
+            return super().backward(dy)
         y, g = self._need(self._gate)
         dghost, dg = _multiply_backward(dy, y, g)
         return super().backward(dghost) + self.short_conv.backward(dg)
@@ -221,13 +242,18 @@ class SqueezeExcite(Module):
 
 
 class ConvBnAct(Sequential):
-    """conv (no bias) -> BN -> ReLU, with the reference's member names conv, bn1, act1."""
+    """conv (no bias, padding k//2) -> BN -> ReLU, with the reference's member names conv,
+    bn1, act1. ``groups`` as in Conv2d; ``act=False`` leaves out the ReLU (no ``act1``),
+    as in GhostNetV3's re-parameterizable branches."""
 
-    def __init__(self, in_chs, out_chs, kernel_size, stride=1):
+    def __init__(self, in_chs, out_chs, kernel_size, stride=1, groups=1, act=True):
         super().__init__()
-        self.conv = Conv2d(in_chs, out_chs, kernel_size, stride, kernel_size // 2, bias=False)
+        self.conv = Conv2d(
+            in_chs, out_chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+        )
         self.bn1 = BatchNorm2d(out_chs)
-        self.act1 = ReLU()
+        if act:
+            self.act1 = ReLU()
 
 
 class GhostBottleneck(Module):
@@ -238,7 +264,8 @@ class GhostBottleneck(Module):
 
     The shortcut is the identity when in_chs == out_chs and stride == 1, otherwise
     depthwise k x k (stride) -> BN -> 1x1 conv -> BN. With ``attention=True`` ghost1 is
-    a GhostModuleV2 (GhostNetV2's blocks after the first two).
+    a GhostModuleV2 (GhostNetV2's blocks after the first two). GhostBottleneckV3 (in
+    ``ghost_v3.py``) replaces ``_ghost_module``, ``_build_dw`` and ``_main``.
     """
 
     def __init__(
@@ -246,18 +273,11 @@ class GhostBottleneck(Module):
     ):
         super().__init__()
         self.stride = stride
-        g1 = GhostModuleV2 if attention else GhostModule
-        self.ghost1 = g1(in_chs, mid_chs, relu=True)
-        pad = (dw_kernel_size - 1) // 2
-        if stride > 1:
-            self.conv_dw = Conv2d(
-                mid_chs, mid_chs, dw_kernel_size, stride, pad, groups=mid_chs, bias=False
-            )
-            self.bn_dw = BatchNorm2d(mid_chs)
-        else:
-            self.conv_dw = self.bn_dw = None
+        self.ghost1 = self._ghost_module(in_chs, mid_chs, relu=True, attention=attention)
+        self._build_dw(mid_chs, dw_kernel_size, stride)
         self.se = SqueezeExcite(mid_chs, se_ratio) if se_ratio and se_ratio > 0 else None
-        self.ghost2 = GhostModule(mid_chs, out_chs, relu=False)
+        self.ghost2 = self._ghost_module(mid_chs, out_chs, relu=False, attention=False)
+        pad = (dw_kernel_size - 1) // 2
         if in_chs == out_chs and stride == 1:
             self.shortcut = Sequential()
         else:
@@ -267,6 +287,25 @@ class GhostBottleneck(Module):
                 Conv2d(in_chs, out_chs, 1, 1, 0, bias=False),
                 BatchNorm2d(out_chs),
             )
+
+    def _ghost_module(self, inp, oup, relu, attention):
+        """ghost1 / ghost2 (GhostBottleneckV3 makes GhostModuleV3s instead)."""
+        return GhostModuleV2(inp, oup, relu=relu) if attention else GhostModule(inp, oup, relu=relu)
+
+    def _build_dw(self, mid_chs, k, stride):
+        """The stride-2 depthwise k x k conv and its BN (None at stride 1)."""
+        if stride > 1:
+            self.conv_dw = Conv2d(
+                mid_chs, mid_chs, k, stride, (k - 1) // 2, groups=mid_chs, bias=False
+            )
+            self.bn_dw = BatchNorm2d(mid_chs)
+        else:
+            self.conv_dw = self.bn_dw = None
+
+    def conv_bn_pairs(self):
+        """(conv, BN) member names where the conv's output goes to that BN only: what
+        ``ghostnp.nn.utils.fusion.fuse_model`` may fold (a Sequential's are found by order)."""
+        return [("conv_dw", "bn_dw")] if self.bn_dw is not None else []
 
     def _main(self):
         return [

@@ -16,9 +16,14 @@ An operation (`Op`) is either
   GhostModule         ``concat`` of intrinsic and ghost maps (then the first oup kept)
   DFCAttention        ``avg_pool2d`` 2x2 before its convs, then ``sigmoid`` and
                       ``upsample_nearest2d`` to the Ghost output's size
-  GhostModuleV2       ``mul``: Ghost output times the DFC gate
+  GhostModuleV2       ``mul``: Ghost output times the DFC gate (none without a gate)
+  GhostModuleV3       train form: ``add`` x (branches - 1) summing the primary
+                      branches, the same for the cheap branches, then the ``concat``;
+                      deploy form: nothing of its own (the GhostModule's concat)
   SqueezeExcite       ``mul``: x times the (N, C, 1, 1) gate, broadcast over H, W
   GhostBottleneck     ``add``: main path + shortcut
+  GhostBottleneckV3   train form at stride 2: ``add`` x (branches - 1) summing the
+                      depthwise branches (plus the GhostBottleneck's residual add)
   BasicBlock          ``add``: main path + shortcut, before relu2
   ==================  ================================================================
 
@@ -35,6 +40,7 @@ import numpy as np
 
 from ..models.cifar import BasicBlock
 from ..nn.ghost import DFCAttention, GhostBottleneck, GhostModule, GhostModuleV2, SqueezeExcite
+from ..nn.ghost_v3 import GhostBottleneckV3, GhostModuleV3
 from ..nn.module import Module, ModuleList, Sequential
 
 __all__ = ["Op", "trace", "model_dtype", "normalize_input_shape", "INLINE_OPS"]
@@ -73,8 +79,43 @@ class Op:
 
 def _ghost_concat(m, path, x_shape, y_shape, inner):
     # concat([x1 (m ch), x2 (m*(ratio-1) ch)]) -> (N, m*ratio, H', W'); then [:, :oup]
+    if _is_placeholder(m.cheap_operation):  # a GhostModuleV3 in train form: see _v3_sums
+        return []
     n, _, h, w = y_shape
     return [(("after", "cheap_operation"), "concat", y_shape, (n, m.init_channels * m.ratio, h, w))]
+
+
+def _branch_adds(anchor, count, shape):
+    """``count`` adds of ``shape`` right after the ops of child ``anchor``."""
+    return [(("after", anchor), "add", shape, shape)] * count
+
+
+def _v3_sums(m, path, x_shape, y_shape, inner):
+    # train form: x1 = act(sum of the primary branches); x2 = act(sum of the cheap ones)
+    if m.deployed:
+        return []
+    n, _, h, w = y_shape
+    x1 = (n, m.init_channels, h, w)
+    x2 = (n, m.new_channels, h, w)
+    cat = (n, m.init_channels + m.new_channels, h, w)
+    # inserted at one anchor, later entries land first: the adds come before the concat
+    anchor = "cheap_rpr_conv" if _is_placeholder(m.cheap_activation) else "cheap_activation"
+    cheap = 2 + len(m.cheap_rpr_conv)  # scale, skip and the d x d branches
+    return (
+        [(("after", anchor), "concat", y_shape, cat)]
+        + _branch_adds("cheap_rpr_conv", cheap - 1, x2)
+        + _branch_adds("primary_rpr_conv", len(m.primary_rpr_conv) - 1, x1)
+    )
+
+
+def _v3_dw_sum(m, path, x_shape, y_shape, inner):
+    # train form at stride 2: scale + the k x k branches, summed
+    if m.deployed or m.dw_rpr_conv is None:
+        return []
+    conv = [op for op in inner if op.name.startswith(f"{path}.dw_rpr_conv.")]
+    shape = conv[-1].out_shape if conv else y_shape
+    branches = len(m.dw_rpr_conv) + 1  # the k x k branches and the 1x1 scale branch
+    return _branch_adds("dw_rpr_conv", branches - 1, shape)
 
 
 def _dfc_ops(m, path, x_shape, g_shape, inner):
@@ -89,7 +130,7 @@ def _dfc_ops(m, path, x_shape, g_shape, inner):
 
 
 def _v2_gate_mul(m, path, x_shape, y_shape, inner):
-    return [("end", "mul", y_shape, y_shape)]
+    return [] if m.short_conv is None else [("end", "mul", y_shape, y_shape)]
 
 
 def _se_mul(m, path, x_shape, y_shape, inner):
@@ -108,8 +149,10 @@ INLINE_OPS: dict[type, Callable] = {
     GhostModule: _ghost_concat,
     DFCAttention: _dfc_ops,
     GhostModuleV2: _v2_gate_mul,
+    GhostModuleV3: _v3_sums,
     SqueezeExcite: _se_mul,
     GhostBottleneck: _residual_add,
+    GhostBottleneckV3: _v3_dw_sum,
     BasicBlock: _basic_block_add,
 }
 
