@@ -99,24 +99,31 @@ def _backend() -> ModuleType:
     return _loaded[name]
 
 
-def _run(kernel: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run the active backend's twin of ``kernel`` (named after the reference, which also
-    fixes the signature): every kernel call passes here.
+def _caused_by_interrupt(e: BaseException) -> bool:
+    """True when a KeyboardInterrupt is somewhere in ``e``'s chain of causes.
 
     Ctrl-C while a compiled kernel runs comes back from Numba's dispatcher wrapped in
-    ``SystemError: CPUDispatcher(...) returned a result with an exception set``, with the
-    KeyboardInterrupt at the end of its chain of causes; it is raised here as the
-    KeyboardInterrupt it is, so that code which handles Ctrl-C sees it.
+    ``SystemError: CPUDispatcher(...) returned a result with an exception set`` (often a
+    SystemError from a SystemError), with the interrupt at the end of the chain.
     """
+    cause: BaseException | None = e
+    while cause is not None:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def _run(kernel: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run the active backend's twin of ``kernel`` (named after the reference, which also
+    fixes the signature): every kernel call passes here. Ctrl-C inside a compiled kernel
+    is raised as the KeyboardInterrupt it is, not as Numba's SystemError around it."""
     twin: Callable[P, R] = getattr(_backend(), kernel.__name__)
     try:
         return twin(*args, **kwargs)
     except SystemError as e:
-        cause: BaseException | None = e
-        while cause is not None:  # SystemError from SystemError ... from the interrupt
-            if isinstance(cause, KeyboardInterrupt):
-                raise KeyboardInterrupt from None
-            cause = cause.__cause__ or cause.__context__
+        if _caused_by_interrupt(e):
+            raise KeyboardInterrupt from None
         raise
 
 
