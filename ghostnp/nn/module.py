@@ -17,33 +17,37 @@ and a later backward says why it cannot run.
 A model with buffers (batch-norm running statistics) refuses NaN or infinite input
 in train mode at its outermost call, before any layer runs: one bad pixel would
 otherwise turn every running statistic into NaN for good.
+
+Forward hooks (``register_forward_hook``) see each output, backward hooks
+(``register_full_backward_hook``) each gradient, and ``last_cache`` shows what a
+forward kept for its backward. The bookkeeping around every call (hooks, the input
+check, error paths) lives in `ghostnp.nn._call`, a module a debugger can skip:
+``pdb.Pdb(skip=["ghostnp.nn._call"])``.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import LayerError, LayerStateError, NonFiniteInputError, StateDictError
+from ..errors import LayerStateError, StateDictError
 from ..grad_mode import is_grad_enabled
+from . import _call
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "BACKWARD_STATE"]
+__all__ = [
+    "Parameter",
+    "Module",
+    "Sequential",
+    "ModuleList",
+    "RemovableHandle",
+    "BACKWARD_STATE",
+    "read_only",
+]
 
 # attributes a forward sets only so that backward can run; not kept under no_grad
 BACKWARD_STATE = frozenset({"_cache", "_caches", "_saved", "_gate", "_shape", "_out_shape"})
-
-
-class _CallDepth(threading.local):
-    """How many module calls are running in this thread (0: the next call is outermost)."""
-
-    depth = 0
-
-
-_calls = _CallDepth()
 
 
 class Parameter:
@@ -85,47 +89,51 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
-def _check_finite_input(module, x) -> None:
-    """Raise NonFiniteInputError (a ValueError) naming ``module`` if the float array ``x`` holds NaN or Inf.
+class RemovableHandle:
+    """What registering a hook returns: ``remove()`` unregisters it (again is harmless).
 
-    One reduction over ``x`` when it is finite (the usual case); the counts only when not.
+    Also a context manager: ``with m.register_full_backward_hook(h): ...`` removes the
+    hook on leaving the block.
     """
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fc":
-        return
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(x.sum()):
-            return
-    finite = np.isfinite(x)
-    bad = x.size - int(np.count_nonzero(finite))
-    if bad == 0:  # the sum overflowed, the values are fine
-        return
-    nan = int(np.count_nonzero(np.isnan(x)))
-    where = f" (the first in sample {int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))})"
-    raise NonFiniteInputError(
-        module.where,
-        f"the input holds {bad} non-finite value(s) of {x.size} ({nan} NaN, {bad - nan} "
-        f"infinite){where if x.ndim > 1 else ''}; in train mode they would turn its "
-        "running statistics (batch norm) into NaN for good, so nothing was run or changed",
-    )
+
+    def __init__(self, hooks: OrderedDict, hook) -> None:
+        self._hooks = hooks
+        self._key = object()
+        hooks[self._key] = hook
+
+    def remove(self) -> None:
+        """Unregister the hook."""
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def read_only(value):
+    """``value`` with every ndarray inside replaced by a read-only view of it.
+
+    Named tuples, tuples, lists and dicts are rebuilt around the views (lists as tuples);
+    anything else (numbers, shapes, geometry objects) is returned as it is. The arrays
+    are not copied: a view shares the memory and only refuses writes through it.
+    """
+    if isinstance(value, np.ndarray):
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*(read_only(v) for v in value))
+    if isinstance(value, (tuple, list)):
+        return tuple(read_only(v) for v in value)
+    if isinstance(value, dict):
+        return {k: read_only(v) for k, v in value.items()}
+    return value
 
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
-
-
-def _locating_backward(fn):
-    """Wrap a subclass's backward so its input errors carry the module's path."""
-
-    @functools.wraps(fn)
-    def backward(self, *args, **kwargs):
-        try:
-            return fn(self, *args, **kwargs)
-        except LayerError as e:
-            e.relocate(self.where)
-            raise
-
-    backward._ghostnp_located = True
-    return backward
 
 
 class Module:
@@ -136,6 +144,7 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_path", "")
         object.__setattr__(self, "_forward_without_grad", False)
         object.__setattr__(self, "training", True)
@@ -144,7 +153,7 @@ class Module:
         super().__init_subclass__(**kwargs)
         fn = cls.__dict__.get("backward")
         if fn is not None and not getattr(fn, "_ghostnp_located", False):
-            cls.backward = _locating_backward(fn)
+            cls.backward = _call.located_backward(fn)
 
     # -- registration --------------------------------------------------------------
     def __setattr__(self, name, value):
@@ -216,33 +225,27 @@ class Module:
     # sets this to False
     check_finite_input = True
 
-    def __call__(self, *args, **kwargs):
-        if _calls.depth == 0 and self.training and self.check_finite_input and args:
-            if any(True for _ in self.named_buffers()):  # state that NaN would poison
-                _check_finite_input(self, args[0])
-        _calls.depth += 1
-        try:
-            out = self.forward(*args, **kwargs)
-        except LayerError as e:
-            e.relocate(self.where)
-            raise
-        finally:
-            _calls.depth -= 1
-        for hook in self._forward_hooks.values():
-            hook(self, args, out)
-        return out
+    # module(x): see ghostnp.nn._call, where the bookkeeping around forward lives
+    __call__ = _call.call
 
-    def register_forward_hook(self, hook):
+    def register_forward_hook(self, hook) -> RemovableHandle:
         """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
-        key = object()
-        self._forward_hooks[key] = hook
-        hooks = self._forward_hooks
+        return RemovableHandle(self._forward_hooks, hook)
 
-        class _Handle:
-            def remove(self_inner):
-                hooks.pop(key, None)
+    def register_full_backward_hook(self, hook) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` after every ``backward`` of this module.
 
-        return _Handle()
+        As in PyTorch, ``grad_output`` is a tuple holding the gradient that arrived (dL/d
+        output, the ``dy`` given to ``backward``; empty for a loss, whose backward takes no
+        gradient) and ``grad_input`` a tuple holding the gradient that leaves (dL/d input,
+        what ``backward`` returns). The hook may return None, or a tuple of one array of
+        the same shape that replaces grad_input: the later hooks and the caller then see
+        the replacement. Parameter gradients are already accumulated when the hook runs.
+        Hooks run in the order they were registered, a child's before its parent's (the
+        child's backward finishes first). Returns a handle whose ``remove()`` unregisters
+        the hook; the handle also works as a context manager.
+        """
+        return RemovableHandle(self._backward_hooks, hook)
 
     def _need(self, cache):
         """Return ``cache`` or raise the error for backward-before-forward (or after a
@@ -256,6 +259,30 @@ class Module:
                 )
             raise LayerStateError(self.where, "backward called before forward")
         return cache
+
+    @property
+    def last_cache(self):
+        """What the last forward pass kept for this module's backward, to look at.
+
+        Every array in it is a read-only view (writing raises ValueError), so looking
+        cannot change what ``backward`` will compute. For a layer this is the cache of
+        its functional op, e.g. a ``Conv2dCache`` (``cols``, ``w``, ``geom``) or a
+        ``BatchNormCache`` (``xhat``, ``inv_std``, ...). A module that keeps its
+        backward state in several attributes (a GhostModuleV2: the Ghost module's caches
+        and the gate) gives a dict from attribute name (without the underscore) to each.
+
+        None when nothing is kept: before the first forward, for a module whose forward
+        keeps nothing (Sequential: its children keep theirs), and after a forward under
+        `ghostnp.no_grad`, which keeps no cache at all.
+        """
+        kept = {
+            name.lstrip("_"): value
+            for name, value in vars(self).items()
+            if name in BACKWARD_STATE and value is not None
+        }
+        if not kept:
+            return None
+        return read_only(next(iter(kept.values())) if len(kept) == 1 else kept)
 
     # -- traversal -----------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
