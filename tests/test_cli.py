@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from helpers import EPOCH_KEYS, one_line_error, run_cli
 
-from ghostnp import train as train_mod
+import ghostnp.train
 from ghostnp.cli import build_parser
+from ghostnp.cli import train as train_job
 from ghostnp.viz import plot_history
 
 QUICK = ["--width", "0.1", "--limit-batches", "2", "--no-progress"]
@@ -177,7 +178,7 @@ def test_train_help_through_the_command(tmp_path):
 
 
 def test_validation_and_test_losses_are_computed_the_same_way(tmp_path, monkeypatch):
-    real_get, real_evaluate = train_mod.get_dataset, train_mod.evaluate
+    real_get, real_evaluate = train_job.get_dataset, train_job.evaluate
     smoothing = []
 
     def small(name, root=None, train=True, size=None):
@@ -188,10 +189,11 @@ def test_validation_and_test_losses_are_computed_the_same_way(tmp_path, monkeypa
         smoothing.append(0.0 if criterion is None else criterion.label_smoothing)
         return real_evaluate(model, loader, criterion)
 
-    monkeypatch.setattr(train_mod, "get_dataset", small)
-    monkeypatch.setattr(train_mod, "evaluate", spy)
+    monkeypatch.setattr(train_job, "get_dataset", small)
+    monkeypatch.setattr(train_job, "evaluate", spy)  # the test
+    monkeypatch.setattr(ghostnp.train, "evaluate", spy)  # the validations inside fit
     lines = []
-    train_mod.train_main(
+    train_job.train_main(
         width=0.1, epochs=2, batch_size=32, progress=False, out=tmp_path, log=lines.append
     )
     assert smoothing == [0.0, 0.0, 0.0]  # two validations and the test: plain cross-entropy

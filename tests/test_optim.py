@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from ghostnp.checkpoint import flatten_state, unflatten_state
 from ghostnp.errors import StateDictError
 from ghostnp.nn import Module, Parameter
 from ghostnp.optim import (
@@ -16,9 +17,7 @@ from ghostnp.optim import (
     CosineAnnealingLR,
     StepLR,
     WarmupCosine,
-    flatten_state,
     param_groups_no_decay,
-    unflatten_state,
 )
 
 SHAPES = [(4, 3, 3, 3), (4,), (2, 5), (1,)]

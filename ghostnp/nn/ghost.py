@@ -28,6 +28,7 @@ import math
 
 from .. import functional as F
 from ..errors import LayerValueError
+from .inline import InlineOp, is_empty
 from .layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Hardsigmoid, ReLU
 from .module import Module, Sequential
 
@@ -123,6 +124,15 @@ class GhostModule(Module):
         dx1 = dx1 + self._cheap_path().backward(dx2)  # x1 fans out: gradients add
         return self._primary_path().backward(dx1)
 
+    def inline_ops(self, x_shape, y_shape, shapes):
+        """The concat of intrinsic and ghost maps after ``cheap_operation`` (keeping the first
+        oup channels is a view): (N, oup, H', W') in, (N, m*ratio, H', W') made."""
+        if is_empty(self.cheap_operation):  # a GhostModuleV3 in train form declares its own
+            return []
+        n, _, h, w = y_shape
+        cat = (n, self.init_channels * self.ratio, h, w)
+        return [InlineOp("concat", y_shape, cat, ("after", "cheap_operation"))]
+
     def extra_repr(self):
         return f"inp={self.inp}, oup={self.oup}, ratio={self.ratio}"
 
@@ -168,6 +178,18 @@ class DFCAttention(Sequential):
         dpooled = super().backward(da)
         return F.avg_pool2d_backward(dpooled, pool_cache)
 
+    def inline_ops(self, x_shape, g_shape, shapes):
+        """The 2x2 average pool before the convs, then the sigmoid and the upsampling to the
+        Ghost output's size after them."""
+        n, c, h, w = x_shape
+        pooled = (n, c, h // 2, w // 2)
+        a_shape = shapes.get(list(self._modules)[-1], pooled)  # the last BN's output
+        return [
+            InlineOp("avg_pool2d", x_shape, pooled, "start"),
+            InlineOp("sigmoid", a_shape, a_shape, "end"),
+            InlineOp("upsample_nearest2d", a_shape, g_shape, "end"),
+        ]
+
 
 class GhostModuleV2(GhostModule):
     """Ghost module whose output is gated by DFC attention (GhostNetV2, ``mode="attn"``).
@@ -207,6 +229,11 @@ class GhostModuleV2(GhostModule):
         dghost, dg = _multiply_backward(dy, y, g)
         return super().backward(dghost) + self.short_conv.backward(dg)
 
+    def inline_ops(self, x_shape, y_shape, shapes):
+        """The Ghost output times the DFC gate (none without a gate), besides the concat."""
+        gate = [] if self.short_conv is None else [InlineOp("mul", y_shape, y_shape, "end")]
+        return gate + super().inline_ops(x_shape, y_shape, shapes)
+
 
 class SqueezeExcite(Module):
     """Channel attention: y = x * hard_sigmoid(expand(relu(reduce(mean_hw(x))))).
@@ -239,6 +266,10 @@ class SqueezeExcite(Module):
             self.act1.backward(self.conv_expand.backward(self.gate.backward(dg)))
         )
         return dx + self.avg_pool.backward(ds)  # x is used twice: gradients add
+
+    def inline_ops(self, x_shape, y_shape, shapes):
+        """x times the (N, C, 1, 1) gate, broadcast over H and W."""
+        return [InlineOp("mul", y_shape, y_shape, "end")]
 
 
 class ConvBnAct(Sequential):
@@ -328,3 +359,7 @@ class GhostBottleneck(Module):
         for m in reversed(self._main()):
             dh = m.backward(dh)
         return dh + self.shortcut.backward(dy)  # x feeds both paths: gradients add
+
+    def inline_ops(self, x_shape, y_shape, shapes):
+        """The residual add: main path + shortcut."""
+        return [InlineOp("add", y_shape, y_shape, "end")]

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import LayerStateError
 from .ghost import ConvBnAct, GhostBottleneck, GhostModuleV2
+from .inline import InlineOp, is_empty
 from .layers import BatchNorm2d, Conv2d, ReLU
 from .module import Module, ModuleList, Sequential
 from .utils.fusion import fold_bn, fuse_conv_bn_eval
@@ -266,6 +267,27 @@ class GhostModuleV3(Reparameterizable, GhostModuleV2):
             setattr(self, name, None)
         self.deployed = True
 
+    def inline_ops(self, x_shape, y_shape, shapes):
+        """Train form: the adds that sum the primary branches and the cheap branches, then
+        the concat (V1's concat has no cheap_operation to follow); deploy form: V1/V2's."""
+        inherited = super().inline_ops(x_shape, y_shape, shapes)
+        if self.deployed:
+            return inherited
+        n, _, h, w = y_shape
+        x1 = (n, self.init_channels, h, w)
+        x2 = (n, self.new_channels, h, w)
+        cat = (n, self.init_channels + self.new_channels, h, w)
+        cheap = "cheap_rpr_conv" if is_empty(self.cheap_activation) else "cheap_activation"
+        cheap_branches = 2 + len(self.cheap_rpr_conv)  # scale, skip and the d x d branches
+        # declared at one anchor, later entries land first: the adds come before the concat
+        own = (
+            [InlineOp("concat", y_shape, cat, ("after", cheap))]
+            + [InlineOp("add", x2, x2, ("after", "cheap_rpr_conv"))] * (cheap_branches - 1)
+            + [InlineOp("add", x1, x1, ("after", "primary_rpr_conv"))]
+            * (len(self.primary_rpr_conv) - 1)
+        )
+        return own + inherited
+
     def extra_repr(self):
         form = "deploy" if self.deployed else "train"
         return f"{super().extra_repr()}, mode={self.mode!r}, form={form}"
@@ -314,6 +336,16 @@ class GhostBottleneckV3(Reparameterizable, GhostBottleneck):
             self.conv_dw = fold_branches([*self.dw_rpr_conv, self.dw_rpr_scale])
             self.dw_rpr_conv = self.dw_rpr_scale = None
         self.deployed = True
+
+    def inline_ops(self, x_shape, y_shape, shapes):
+        """Train form at stride 2: the adds that sum the depthwise branches (scale and
+        k x k), besides the residual add."""
+        inherited = super().inline_ops(x_shape, y_shape, shapes)
+        if self.deployed or self.dw_rpr_conv is None:
+            return inherited
+        shape = shapes.get(f"dw_rpr_conv.{len(self.dw_rpr_conv) - 1}", y_shape)
+        adds = len(self.dw_rpr_conv)  # k x k branches + the 1x1 scale branch, summed
+        return [InlineOp("add", shape, shape, ("after", "dw_rpr_conv"))] * adds + inherited
 
     def extra_repr(self):
         return f"mode={self.mode!r}, form={'deploy' if self.deployed else 'train'}"

@@ -440,6 +440,8 @@ class Dropout(Module):
 class Flatten(Module):
     """Merge dims start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
 
+    moves_data_only = True  # a reshape: no arithmetic
+
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
@@ -467,6 +469,8 @@ class Flatten(Module):
 
 class Identity(Module):
     """Returns its input; gradient passes through."""
+
+    moves_data_only = True
 
     def __init__(self, *args, **kwargs):
         super().__init__()

@@ -225,6 +225,21 @@ class Module:
     # sets this to False
     check_finite_input = True
 
+    # True for a leaf whose forward only selects, copies or zero-fills values (Flatten,
+    # Identity, a zero-padding shortcut): every FLOP convention counts it as 0
+    moves_data_only = False
+
+    def inline_ops(self, x_shape, y_shape, shapes) -> list:
+        """The operations this module's own ``forward`` computes between its children's
+        calls, as a list of `ghostnp.nn.inline.InlineOp` (none for most modules; a
+        composite that adds, multiplies or concatenates says so here).
+
+        ``x_shape`` and ``y_shape`` are the shapes of the module's input and output,
+        ``shapes`` maps the path of each descendant that ran, relative to this module
+        (``"cheap_operation"``, ``"dw_rpr_conv.2"``), to the shape of its output.
+        """
+        return []
+
     # module(x): see ghostnp.nn._call, where the bookkeeping around forward lives
     __call__ = _call.call
 
