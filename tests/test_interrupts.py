@@ -320,3 +320,52 @@ def test_every_command_turns_ctrl_c_into_one_line_and_130(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     count = real()[0]
     assert err == [f"ghostnp gradcheck: interrupted after 2 of {count} layers (0 failed so far)"]
+
+
+def test_ctrl_c_while_grading_an_assignment_prints_one_line_and_exits_130(tmp_path):
+    """`ghostnp assignment grade` stopped by SIGINT inside a student's endless loop (which
+    the time limit would end only after 20 s) says in which check it stopped."""
+    from ghostnp import assignments
+
+    folder = tmp_path / "hw"
+    assignments.start("im2col", folder)
+    (folder / "conv.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def out_size(size, k, stride, padding):
+                print("out_size is running", file=sys.stderr, flush=True)
+                while True:
+                    pass
+            """
+        )
+    )
+    env = dict(os.environ, MPLBACKEND="Agg")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ghostnp", "assignment", "grade", str(folder)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    seen = b""
+    try:
+        while b"out_size is running\n" not in seen:  # the whole line: the loop has begun
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"grading ended before the loop started: {seen.decode()[-2000:]}"
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    err = (seen + rest).decode(errors="replace")
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and out == b""
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"ghostnp assignment: interrupted in check 1 of \d+ "
+        r"\(out_size: output length \(floor rule\)\); nothing was scored",
+        last,
+    ), last
