@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import functional as F
 from ..errors import LayerValueError
-from ..functional.shape import check_float, pair
+from ..functional.shape import check_float, check_same_shape, pair
 from ..rng import generator
 from .module import Module, Parameter
 
@@ -459,11 +459,8 @@ class Flatten(Module):
     def backward(self, dy):
         shape = self._need(self._shape)
         check_float("flatten_backward", "dy", dy)
-        if dy.shape != self._out_shape:  # same size is not enough: (N, K) vs (K, N)
-            raise LayerValueError(
-                "flatten_backward",
-                f"expected dy of shape {self._out_shape}, got {tuple(dy.shape)}",
-            )
+        # the same size is not enough: (N, K) vs (K, N)
+        check_same_shape("flatten_backward", "dy", dy, self._out_shape)
         return dy.reshape(shape)
 
 
