@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import LayerValueError
 from ..kernels import dispatch as kernels
 from ..kernels.geometry import ConvGeometry
-from ..typing import FloatArray
+from ..typing import FloatArray, IntOrPair
 from .shape import check_float, check_rank, check_same_dtype, check_same_shape, pair
 
 __all__ = [
@@ -68,9 +68,6 @@ class Conv2dCache(NamedTuple):
     @property
     def out_hw(self) -> tuple[int, int]:
         return self.geom.out_hw
-
-
-IntOrPair = int | tuple[int, int]
 
 
 def conv_geometry(

@@ -26,8 +26,8 @@ from typing import NamedTuple
 from ..errors import LayerValueError
 from ..kernels import dispatch as kernels
 from ..kernels.geometry import ConvGeometry
-from ..typing import FloatArray
-from .conv import IntOrPair, check_conv_arrays, conv_geometry
+from ..typing import FloatArray, IntOrPair
+from .conv import check_conv_arrays, conv_geometry
 from .shape import check_float, check_same_dtype, check_same_shape
 
 __all__ = ["DepthwiseCache", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]

@@ -21,8 +21,8 @@ import numpy as np
 from ..errors import LayerValueError
 from ..kernels import dispatch as kernels
 from ..kernels.geometry import ConvGeometry
-from ..typing import FloatArray, IntArray
-from .conv import IntOrPair, conv_geometry
+from ..typing import FloatArray, IntArray, IntOrPair
+from .conv import conv_geometry
 from .shape import check_float, check_rank, check_same_shape, pair
 
 __all__ = [

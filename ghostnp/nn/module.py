@@ -28,13 +28,17 @@ check, error paths) lives in `ghostnp.nn._call`, a module a debugger can skip:
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
 from ..errors import LayerStateError, StateDictError
 from ..grad_mode import is_grad_enabled
 from . import _call
+
+if TYPE_CHECKING:
+    from .inline import InlineOp
 
 __all__ = [
     "Parameter",
@@ -49,23 +53,28 @@ __all__ = [
 # attributes a forward sets only so that backward can run; not kept under no_grad
 BACKWARD_STATE = frozenset({"_cache", "_caches", "_saved", "_gate", "_shape", "_out_shape"})
 
+M = TypeVar("M", bound="Module")
+C = TypeVar("C")
+ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
+BackwardHook = Callable[["Module", tuple[Any, ...], tuple[Any, ...]], Any]
+
 
 class Parameter:
     """A trainable array ``data`` and its accumulated gradient ``grad`` (None until backward)."""
 
     __slots__ = ("data", "grad")
 
-    def __init__(self, data):
-        self.data = np.array(data, copy=True)
-        self.grad = None
+    def __init__(self, data: Any) -> None:
+        self.data: np.ndarray = np.array(data, copy=True)
+        self.grad: np.ndarray | None = None
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         """The shape of ``data``."""
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """The dtype of ``data``."""
         return self.data.dtype
 
@@ -96,7 +105,7 @@ class RemovableHandle:
     hook on leaving the block.
     """
 
-    def __init__(self, hooks: OrderedDict, hook) -> None:
+    def __init__(self, hooks: OrderedDict[object, Any], hook: Any) -> None:
         self._hooks = hooks
         self._key = object()
         hooks[self._key] = hook
@@ -108,11 +117,11 @@ class RemovableHandle:
     def __enter__(self) -> RemovableHandle:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.remove()
 
 
-def read_only(value):
+def read_only(value: Any) -> Any:
     """``value`` with every ndarray inside replaced by a read-only view of it.
 
     Named tuples, tuples, lists and dicts are rebuilt around the views (lists as tuples);
@@ -139,7 +148,17 @@ def _join(prefix: str, name: str) -> str:
 class Module:
     """Base class of layers and models: holds parameters, buffers and child modules."""
 
-    def __init__(self):
+    # set by __init__ (past __setattr__, which files values into these)
+    _parameters: OrderedDict[str, Parameter]
+    _buffers: OrderedDict[str, Any]
+    _modules: OrderedDict[str, Module]
+    _forward_hooks: OrderedDict[object, ForwardHook]
+    _backward_hooks: OrderedDict[object, BackwardHook]
+    _path: str
+    _forward_without_grad: bool
+    training: bool
+
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
@@ -149,14 +168,14 @@ class Module:
         object.__setattr__(self, "_forward_without_grad", False)
         object.__setattr__(self, "training", True)
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fn = cls.__dict__.get("backward")
         if fn is not None and not getattr(fn, "_ghostnp_located", False):
-            cls.backward = _call.located_backward(fn)
+            cls.backward = _call.located_backward(fn)  # type: ignore[method-assign]
 
     # -- registration --------------------------------------------------------------
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() first")
         params, bufs, mods = self._parameters, self._buffers, self._modules
@@ -211,12 +230,12 @@ class Module:
         return f"{self._path} ({cls})" if self._path else cls
 
     # -- computation ---------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Compute the output and keep what the backward pass needs. Called by
         ``module(x)``, which also runs the forward hooks."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         """Given dL/d(output) of the last forward pass, add each parameter's gradient into
         its ``grad`` and return dL/d(input)."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
@@ -229,7 +248,12 @@ class Module:
     # Identity, a zero-padding shortcut): every FLOP convention counts it as 0
     moves_data_only = False
 
-    def inline_ops(self, x_shape, y_shape, shapes) -> list:
+    def inline_ops(
+        self,
+        x_shape: tuple[int, ...],
+        y_shape: tuple[int, ...],
+        shapes: Mapping[str, tuple[int, ...]],
+    ) -> list[InlineOp]:
         """The operations this module's own ``forward`` computes between its children's
         calls, as a list of `ghostnp.nn.inline.InlineOp` (none for most modules; a
         composite that adds, multiplies or concatenates says so here).
@@ -243,11 +267,11 @@ class Module:
     # module(x): see ghostnp.nn._call, where the bookkeeping around forward lives
     __call__ = _call.call
 
-    def register_forward_hook(self, hook) -> RemovableHandle:
+    def register_forward_hook(self, hook: ForwardHook) -> RemovableHandle:
         """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
         return RemovableHandle(self._forward_hooks, hook)
 
-    def register_full_backward_hook(self, hook) -> RemovableHandle:
+    def register_full_backward_hook(self, hook: BackwardHook) -> RemovableHandle:
         """Call ``hook(module, grad_input, grad_output)`` after every ``backward`` of this module.
 
         As in PyTorch, ``grad_output`` is a tuple holding the gradient that arrived (dL/d
@@ -262,7 +286,7 @@ class Module:
         """
         return RemovableHandle(self._backward_hooks, hook)
 
-    def _need(self, cache):
+    def _need(self, cache: C | None) -> C:
         """Return ``cache`` or raise the error for backward-before-forward (or after a
         forward under `ghostnp.no_grad`, which keeps no cache)."""
         if cache is None:
@@ -276,7 +300,7 @@ class Module:
         return cache
 
     @property
-    def last_cache(self):
+    def last_cache(self) -> Any:
         """What the last forward pass kept for this module's backward, to look at.
 
         Every array in it is a read-only view (writing raises ValueError), so looking
@@ -343,14 +367,14 @@ class Module:
         return int(sum(p.size for p in self.parameters()))
 
     # -- modes and dtype -----------------------------------------------------------
-    def train(self, mode: bool = True) -> Module:
+    def train(self: M, mode: bool = True) -> M:
         """Set training mode (batch statistics, dropout on) on this module and its
         descendants, or evaluation mode with ``mode=False``; returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self) -> Module:
+    def eval(self: M) -> M:
         """Evaluation mode (running statistics, dropout off); the same as ``train(False)``."""
         return self.train(False)
 
@@ -359,7 +383,7 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def astype(self, dtype) -> Module:
+    def astype(self: M, dtype: Any) -> M:
         """Cast parameters, gradients and floating buffers to ``dtype`` (in place); returns self."""
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -375,7 +399,7 @@ class Module:
         return self
 
     # -- state dict ----------------------------------------------------------------
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """name -> copy of each parameter and buffer, keyed by PyTorch-style paths."""
         sd = OrderedDict()
         for path, m in self.named_modules():
@@ -385,7 +409,7 @@ class Module:
                 sd[_join(path, name)] = np.array(b, copy=True)
         return sd
 
-    def _state_slots(self):
+    def _state_slots(self) -> OrderedDict[str, tuple[Module, str, bool]]:
         """name -> (owner module, attribute, is_parameter) for every state-dict entry."""
         slots = OrderedDict()
         for path, m in self.named_modules():
@@ -395,7 +419,7 @@ class Module:
                 slots[_join(path, name)] = (m, name, False)
         return slots
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> Module:
+    def load_state_dict(self: M, state_dict: Mapping[str, Any], strict: bool = True) -> M:
         """Copy arrays from ``state_dict`` into the parameters and buffers (cast to their dtype).
 
         Every problem (missing, unexpected, wrong shape, not numeric) is collected and
@@ -460,16 +484,16 @@ class Module:
 class Sequential(Module):
     """Children applied in order; backward runs them in reverse. Children are named 0, 1, ..."""
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, m in modules[0].items():
                 setattr(self, name, m)
         else:
-            for i, m in enumerate(modules):
-                if not isinstance(m, Module):
-                    raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
-                setattr(self, str(i), m)
+            for i, item in enumerate(modules):
+                if not isinstance(item, Module):
+                    raise TypeError(f"Sequential: item {i} is {type(item).__name__}, not a Module")
+                setattr(self, str(i), item)
 
     def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end (named by its index); returns self."""
@@ -479,21 +503,25 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, idx):
+    @overload
+    def __getitem__(self, idx: int) -> Module: ...
+    @overload
+    def __getitem__(self, idx: slice) -> Sequential: ...
+    def __getitem__(self, idx: int | slice) -> Module | Sequential:
         items = list(self._modules.values())
         if isinstance(idx, slice):
             return Sequential(*items[idx])
         return items[idx]
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         for m in reversed(self._modules.values()):
             dy = m.backward(dy)
         return dy
@@ -502,7 +530,7 @@ class Sequential(Module):
 class ModuleList(Module):
     """A list of modules that are registered (named 0, 1, ...) but not chained."""
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
         super().__init__()
         for m in modules:
             self.append(m)
@@ -515,8 +543,8 @@ class ModuleList(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Module:
         return list(self._modules.values())[idx]
