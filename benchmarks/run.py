@@ -70,11 +70,11 @@ def _rows(md: str, heading: str) -> dict:
 
 def plot_ratios(after: str, before: str | None, path: Path) -> None:
     """Bar chart of ghostnp-numba / torch, per layer and per workload, before and after."""
-    import matplotlib  # noqa: PLC0415 - only this command draws
+    import matplotlib  # only this command draws: imported here
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    from matplotlib.ticker import FuncFormatter  # noqa: PLC0415
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     panels = [
         ("Convolution layers", "GhostNet-1.0x's convolutions, forward + backward, batch 16"),

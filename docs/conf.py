@@ -20,9 +20,9 @@ from ghostnp_docs import executed_notebooks_dir  # noqa: E402
 project = "ghostnp"
 author = "the ghostnp authors"
 copyright = "ghostnp authors, MIT licence"
-release = re.search(
-    r'__version__ = "([^"]+)"', (DOCS.parent / "ghostnp" / "__init__.py").read_text()
-).group(1)
+release = re.search(  # pyproject.toml, the one place the version is written
+    r'^version = "([^"]+)"', (DOCS.parent / "pyproject.toml").read_text(), re.MULTILINE
+)[1]
 version = release
 
 extensions = [

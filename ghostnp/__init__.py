@@ -8,6 +8,7 @@ ghostnp.set_backend("numpy")    # or "numba" (default): which kernels run
 from __future__ import annotations
 
 from . import data, functional, gradcheck, interop, models, nn, optim, profile
+from ._version import __version__
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .errors import (
     Interrupted,
@@ -22,8 +23,6 @@ from .errors import (
 from .grad_mode import is_grad_enabled, no_grad
 from .kernels import get_backend, set_backend, use_backend
 from .rng import manual_seed
-
-__version__ = "0.1.0"
 
 __all__ = [
     "__version__",

@@ -10,11 +10,16 @@ Layout of the file (every entry a plain array, so it reads with ``allow_pickle=F
     header                    0-d str  JSON: class names of the model, optimizer, scheduler
     meta                      0-d str  JSON: the keyword arguments given to save_checkpoint
     model/<state-dict key>    each parameter and buffer, e.g. model/conv_stem.weight
-    optimizer/...             optimizer.state_dict(), flattened by optim.flatten_state
+    optimizer/...             optimizer.state_dict(), flattened by flatten_state
     scheduler/...             scheduler.state_dict(), flattened the same way
 
 Writing goes to a temporary file in the same folder, renamed over ``path`` only once
 it is complete, so a crash mid-write leaves the previous checkpoint intact.
+
+An optimizer's or a scheduler's ``state_dict()`` is a nested dict (ints, floats, lists,
+arrays); `flatten_state` stores it as named arrays and `unflatten_state` rebuilds it.
+`read_weights` reads the model weights of a checkpoint or of any other weights file
+without a model to put them in (to see what network they are for).
 
 Loading checks the file before it changes anything: a file that is not a readable
 ``.npz`` (truncated, corrupt), an ``.npz`` that is not a ghostnp checkpoint, a model or
@@ -25,19 +30,22 @@ naming the file, and the model, optimizer and scheduler are left exactly as they
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from .errors import WeightsFileError
-from .interop import _atomic_write, read_npz
-from .optim import flatten_state, unflatten_state
+from .files import atomic_write
+from .interop import read_npz, read_state_dict
 
 __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_meta",
+    "read_weights",
+    "flatten_state",
+    "unflatten_state",
     "CheckpointError",
     "FORMAT",
     "FORMAT_VERSION",
@@ -62,12 +70,6 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON-serializable")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(path, model, optimizer=None, scheduler=None, **meta) -> Path:
@@ -103,12 +105,8 @@ def save_checkpoint(path, model, optimizer=None, scheduler=None, **meta) -> Path
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, allow_pickle=False, **arrays)
-        # the temporary file is created private (0600); give the checkpoint the
-        # permissions an ordinary new file would get
-        os.chmod(tmp, 0o666 & ~_umask())
 
-    _atomic_write(path, write)
-    return path
+    return atomic_write(path, write)
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
@@ -176,6 +174,31 @@ def _section(path: Path, arrays: dict, prefix: str, what, saved_class) -> dict |
         raise CheckpointError(f"{path}: the {name} state is malformed: {e}") from None
 
 
+def _is_checkpoint(arrays: dict) -> bool:
+    """Whether the arrays of an .npz carry the checkpoint format tag."""
+    fmt = arrays.get("format")
+    return fmt is not None and fmt.ndim == 0 and fmt.dtype.kind == "U" and str(fmt[()]) == FORMAT
+
+
+def read_weights(path) -> tuple[dict[str, np.ndarray], dict | None]:
+    """``(state dict, meta)`` of the model weights in ``path``, without a model to load them into.
+
+    A ghostnp checkpoint gives its model state and its ``meta`` dict (checked as
+    `load_checkpoint` checks them); any other weights file (an ``.npz`` state dict, a
+    PyTorch ``.pth``/``.pt``, read by `ghostnp.interop.read_state_dict`) gives its
+    state dict and None. Errors: FileNotFoundError, or a WeightsFileError (CheckpointError
+    for a damaged checkpoint) saying why the file cannot be read.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        return read_state_dict(path), None
+    arrays = read_npz(path)
+    if not _is_checkpoint(arrays):
+        return arrays, None
+    _, meta = _check_format(path, arrays)
+    return {k[len("model/") :]: v for k, v in arrays.items() if k.startswith("model/")}, meta
+
+
 def checkpoint_meta(path) -> dict:
     """The ``meta`` dict of a checkpoint, without loading it into anything.
 
@@ -226,3 +249,141 @@ def load_checkpoint(path, model, optimizer=None, scheduler=None) -> dict:
         text = str(e) or type(e).__name__
         raise CheckpointError(f"{path}: does not fit the objects given: {text}") from None
     return meta
+
+
+# -- a flat form for .npz files ----------------------------------------------------
+_TAGS = ("int", "float", "bool", "str", "none", "dict", "list")
+
+
+class _Node(dict):
+    """A container met while unflattening (kept apart from leaf values)."""
+
+
+_EMPTY_LIST = object()
+
+
+def flatten_state(state: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
+    """Flatten a nested state dict into ``{key: ndarray}``, storable by ``np.savez``.
+
+    A key is the path to a value, its parts joined by ``/``; a part is a string key
+    as it is, an int key ``k`` as ``#k``, a list position ``i`` as ``[i]``. An ndarray
+    is stored under its path unchanged. Any other value is stored as a 0-d array under
+    its path followed by a type tag, so that it comes back with its Python type:
+
+    ======================  ===================  ====================================
+    value                   key suffix           stored array
+    ======================  ===================  ====================================
+    int                     ``:int``             0-d int64
+    float                   ``:float``           0-d float64
+    bool                    ``:bool``            0-d bool
+    str                     ``:str``             0-d unicode
+    None                    ``:none``            empty float64
+    empty dict / list       ``:dict`` / ``:list``  empty float64
+    ======================  ===================  ====================================
+
+    For example ``{"state": {0: {"step": 3}}, "param_groups": [{"lr": 0.1}]}`` becomes
+    ``{"state/#0/step:int": array(3), "param_groups/[0]/lr:float": array(0.1)}``.
+    Tuples are stored as lists and NumPy scalars as Python scalars. ``prefix`` is put
+    in front of every key (e.g. ``"optimizer/"``) so several states can share one file.
+    """
+    if not isinstance(state, Mapping):
+        raise TypeError(f"flatten_state expects a dict, got {type(state).__name__}")
+    flat: dict[str, np.ndarray] = {}
+    for k, v in state.items():
+        _flatten_into(flat, prefix + _part(k), v)
+    return flat
+
+
+def _part(key) -> str:
+    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+        return f"#{int(key)}"
+    if not isinstance(key, str):
+        raise TypeError(f"flatten_state: keys must be str or int, got {key!r}")
+    if not key or "/" in key or ":" in key or key[0] in "#[":
+        raise ValueError(
+            f"flatten_state: key {key!r} cannot be flattened (empty, contains '/' or ':', "
+            "or starts with '#' or '[')"
+        )
+    return key
+
+
+def _flatten_into(flat: dict, path: str, value) -> None:
+    if isinstance(value, Mapping):
+        if not value:
+            flat[path + ":dict"] = np.zeros(0)
+        for k, v in value.items():
+            _flatten_into(flat, f"{path}/{_part(k)}", v)
+    elif isinstance(value, (list, tuple)):
+        if not value:
+            flat[path + ":list"] = np.zeros(0)
+        for i, v in enumerate(value):
+            _flatten_into(flat, f"{path}/[{i}]", v)
+    elif isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError(f"flatten_state: {path} is an object array (it would need pickle)")
+        flat[path] = value.copy()
+    elif value is None:
+        flat[path + ":none"] = np.zeros(0)
+    elif isinstance(value, (bool, np.bool_)):
+        flat[path + ":bool"] = np.array(bool(value))
+    elif isinstance(value, (int, np.integer)):
+        flat[path + ":int"] = np.array(int(value), dtype=np.int64)
+    elif isinstance(value, (float, np.floating)):
+        flat[path + ":float"] = np.array(float(value), dtype=np.float64)
+    elif isinstance(value, str):
+        flat[path + ":str"] = np.array(value)
+    else:
+        raise TypeError(f"flatten_state: {path} holds a {type(value).__name__}")
+
+
+def unflatten_state(flat: Mapping, prefix: str = "") -> dict:
+    """Rebuild the nested state dict that ``flatten_state`` flattened.
+
+    ``flat`` may be the dict itself or an opened ``.npz`` file (``np.load(...,
+    allow_pickle=False)``); only keys starting with ``prefix`` are read.
+    """
+    root = _Node()
+    for key in flat:
+        if not key.startswith(prefix):
+            continue
+        path, _, tag = key[len(prefix) :].partition(":")
+        node, parts = root, path.split("/")
+        for part in parts[:-1]:
+            node = node.setdefault(part, _Node())
+            if not isinstance(node, _Node):
+                raise ValueError(f"unflatten_state: {key!r} runs through a stored value")
+        if parts[-1] in node:
+            raise ValueError(f"unflatten_state: {key!r} is stored twice")
+        node[parts[-1]] = _leaf(key, tag, np.asarray(flat[key]))
+    return _build(root, prefix or "<root>")
+
+
+def _leaf(key: str, tag: str, arr: np.ndarray):
+    if tag == "":
+        return np.array(arr, copy=True)
+    if tag not in _TAGS:
+        raise ValueError(f"unflatten_state: unknown type tag in {key!r}")
+    if tag in ("none", "dict", "list"):
+        return {"none": None, "dict": _Node(), "list": _EMPTY_LIST}[tag]
+    if arr.ndim != 0:
+        raise ValueError(f"unflatten_state: {key!r} should hold a single value, has {arr.shape}")
+    return {"int": int, "float": float, "bool": bool, "str": str}[tag](arr[()])
+
+
+def _build(node, where: str):
+    if node is _EMPTY_LIST:
+        return []
+    if not isinstance(node, _Node):
+        return node
+    kinds = {"list" if p.startswith("[") else "int" if p.startswith("#") else "str" for p in node}
+    if len(kinds) > 1:
+        raise ValueError(f"unflatten_state: {where} mixes list positions and dict keys")
+    if kinds == {"list"}:
+        pos = {int(p[1:-1]): child for p, child in node.items()}
+        if sorted(pos) != list(range(len(pos))):
+            raise ValueError(f"unflatten_state: list {where} has positions {sorted(pos)}")
+        return [_build(pos[i], f"{where}/[{i}]") for i in range(len(pos))]
+    if kinds == {"int"}:
+        items = sorted((int(p[1:]), child) for p, child in node.items())
+        return {k: _build(child, f"{where}/#{k}") for k, child in items}
+    return {p: _build(child, f"{where}/{p}") for p, child in node.items()}

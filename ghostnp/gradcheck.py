@@ -42,9 +42,15 @@ checked array:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from .nn.module import Module
 
 __all__ = [
     "GradcheckRow",
@@ -63,7 +69,7 @@ class GradcheckRow:
     """One checked array: its name, shape, errors (see ``rel_error``) and verdict."""
 
     name: str
-    shape: tuple
+    shape: tuple[int, ...]
     rel_error: float
     abs_error: float
     passed: bool
@@ -77,7 +83,7 @@ class GradcheckReport:
     passes when its absolute error is at most ``atol`` (see the module docstring).
     """
 
-    rows: tuple
+    rows: tuple[GradcheckRow, ...]
     tol: float
     atol: float = 0.0
 
@@ -118,7 +124,7 @@ class GradcheckReport:
             raise AssertionError("gradient check failed\n" + str(self))
 
 
-def _require_float64(what: str, a) -> None:
+def _require_float64(what: str, a: object) -> None:
     if not isinstance(a, np.ndarray) or a.dtype != np.float64:
         got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
         raise TypeError(
@@ -127,7 +133,7 @@ def _require_float64(what: str, a) -> None:
         )
 
 
-def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """dL/dx by central differences, where L = f() is a scalar that reads x.
 
     x (any shape, float64) is perturbed in place one element at a time and each element is
@@ -149,7 +155,7 @@ def numerical_gradient(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return grad
 
 
-def rel_error(a, b) -> float:
+def rel_error(a: ArrayLike, b: ArrayLike) -> float:
     """Symmetric, scale-free error: max|a - b| / max(max|a|, max|b|), 0.0 if both are zero.
 
     The difference is measured against the largest magnitude found in either array rather
@@ -167,25 +173,27 @@ def rel_error(a, b) -> float:
     return float(np.max(np.abs(a - b)) / scale)
 
 
-def _report(checked, tol: float) -> GradcheckReport:
+def _report(
+    checked: Sequence[tuple[str, ArrayLike | None, np.ndarray]], tol: float
+) -> GradcheckReport:
     """Rows for (name, analytic, numeric) triples; analytic None means "no gradient" (zeros)."""
     finite = [np.abs(num[np.isfinite(num)]) for _, _, num in checked]
     atol = tol * max((float(f.max()) for f in finite if f.size), default=0.0)
     rows = []
     for name, analytic, numeric in checked:
-        analytic = np.zeros_like(numeric) if analytic is None else np.asarray(analytic)
-        if analytic.shape != numeric.shape:
+        grad = np.zeros_like(numeric) if analytic is None else np.asarray(analytic)
+        if grad.shape != numeric.shape:
             raise ValueError(
-                f"gradcheck: the gradient for {name} has shape {analytic.shape}, "
+                f"gradcheck: the gradient for {name} has shape {grad.shape}, "
                 f"expected {numeric.shape}"
             )
-        rel = rel_error(analytic, numeric)
-        ab = float(np.max(np.abs(analytic - numeric))) if numeric.size else 0.0
+        rel = rel_error(grad, numeric)
+        ab = float(np.max(np.abs(grad - numeric))) if numeric.size else 0.0
         rows.append(GradcheckRow(name, numeric.shape, rel, ab, bool(rel <= tol or ab <= atol)))
     return GradcheckReport(tuple(rows), tol, atol)
 
 
-def upstream_gradient(shape, seed: int = 0) -> np.ndarray:
+def upstream_gradient(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """The random upstream gradient g ~ N(0, 1) of a check with this ``seed``: (shape) float64."""
     # The stream is keyed by (seed, a constant) so that it never equals an input the caller
     # drew with default_rng(seed): g == x would hide errors in ops such as batch norm.
@@ -193,7 +201,16 @@ def upstream_gradient(shape, seed: int = 0) -> np.ndarray:
     return np.asarray(rng.standard_normal(shape), dtype=np.float64)
 
 
-def check_function(fwd, bwd, *inputs, eps=1e-6, tol=1e-7, seed=0, wrt=None, **kwargs):
+def check_function(
+    fwd: Callable[..., tuple[Any, Any]],
+    bwd: Callable[[np.ndarray, Any], Any],
+    *inputs: Any,
+    eps: float = 1e-6,
+    tol: float = 1e-7,
+    seed: int = 0,
+    wrt: Sequence[int] | None = None,
+    **kwargs: Any,
+) -> GradcheckReport:
     """Check ``bwd`` against central differences of ``fwd``.
 
     ``y, cache = fwd(*inputs, **kwargs)``; ``grads = bwd(g, cache)`` is a tuple aligned with
@@ -205,8 +222,8 @@ def check_function(fwd, bwd, *inputs, eps=1e-6, tol=1e-7, seed=0, wrt=None, **kw
     changes an input or bwd changes g in place. Returns a GradcheckReport.
     """
     floats = [i for i, a in enumerate(inputs) if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
-    wrt = floats if wrt is None else list(wrt)
-    for i in floats + wrt:
+    checked_inputs = floats if wrt is None else list(wrt)
+    for i in floats + checked_inputs:
         _require_float64(f"input {i}", inputs[i])
     xs = [a.copy() if isinstance(a, np.ndarray) else a for a in inputs]
 
@@ -228,11 +245,15 @@ def check_function(fwd, bwd, *inputs, eps=1e-6, tol=1e-7, seed=0, wrt=None, **kw
     def loss() -> float:
         return float(np.sum(np.asarray(fwd(*xs, **kwargs)[0]) * g))
 
-    checked = [(f"input {i}", grads[i], numerical_gradient(loss, xs[i], eps)) for i in wrt]
+    checked = [
+        (f"input {i}", grads[i], numerical_gradient(loss, xs[i], eps)) for i in checked_inputs
+    ]
     return _report(checked, tol)
 
 
-def check_module(module, x: np.ndarray, eps=1e-6, tol=1e-7, seed=0):
+def check_module(
+    module: Module, x: np.ndarray, eps: float = 1e-6, tol: float = 1e-7, seed: int = 0
+) -> GradcheckReport:
     """Check ``module.backward`` against central differences of ``module(x)``.
 
     x (any shape the module takes) and every parameter must be float64. L = sum(y * g) with
@@ -273,7 +294,9 @@ def check_module(module, x: np.ndarray, eps=1e-6, tol=1e-7, seed=0):
         finally:
             restore_buffers()
 
-    checked = [("x", dx, numerical_gradient(loss, x, eps))]
+    checked: list[tuple[str, ArrayLike | None, np.ndarray]] = [
+        ("x", dx, numerical_gradient(loss, x, eps))
+    ]
     for name, p in params:  # p.data is perturbed in place and restored exactly
         checked.append((name, analytic[name], numerical_gradient(loss, p.data, eps)))
 
@@ -284,7 +307,7 @@ def check_module(module, x: np.ndarray, eps=1e-6, tol=1e-7, seed=0):
     return _report(checked, tol)
 
 
-def _layer_cases():
+def _layer_cases() -> list[tuple[str, Module, np.ndarray]]:
     """(name, module, input) triples covering every layer type, small and in float64.
 
     Inputs of ReLU-like and max-pool layers are kept away from kinks and ties so that
@@ -296,7 +319,7 @@ def _layer_cases():
     manual_seed(0)
     rng = np.random.default_rng(0)
 
-    def x(*shape, margin=0.0):
+    def x(*shape: int, margin: float = 0.0) -> np.ndarray:
         a = rng.standard_normal(shape)
         if margin:  # push values off 0 (ReLU) and off +-3 / 6 (hard sigmoid, ReLU6)
             for kink in (0.0, 3.0, -3.0, 6.0):
@@ -304,12 +327,14 @@ def _layer_cases():
                 a[near] = kink + np.where(a[near] >= kink, margin, -margin)
         return a
 
-    def distinct(*shape):  # a permutation of well-separated values: no max-pool ties
+    def distinct(
+        *shape: int,
+    ) -> np.ndarray:  # a permutation of well-separated values: no max-pool ties
         return (
             rng.permutation(np.arange(int(np.prod(shape)), dtype=np.float64)).reshape(shape) * 0.1
         )
 
-    cases = [
+    cases: list[tuple[str, Module, np.ndarray]] = [
         ("Conv2d 3x3 stride 2 pad 1", nn.Conv2d(3, 4, 3, 2, 1), x(2, 3, 6, 5)),
         (
             "Conv2d groups=2 dilation 2",
@@ -341,7 +366,9 @@ def _layer_cases():
     return [(name, m.astype(np.float64), inp) for name, m, inp in cases]
 
 
-def iter_layer_checks(tol=1e-7, seed=0, eps=1e-6):
+def iter_layer_checks(
+    tol: float = 1e-7, seed: int = 0, eps: float = 1e-6
+) -> tuple[int, Iterator[tuple[str, GradcheckReport]]]:
     """``(number of layer types, generator of (name, GradcheckReport))``: the checks of
     `check_all_layers` one at a time, so a caller can show each as it finishes."""
     cases = _layer_cases()
@@ -349,7 +376,9 @@ def iter_layer_checks(tol=1e-7, seed=0, eps=1e-6):
     return len(cases), checks
 
 
-def check_all_layers(tol=1e-7, seed=0, eps=1e-6):
+def check_all_layers(
+    tol: float = 1e-7, seed: int = 0, eps: float = 1e-6
+) -> list[tuple[str, GradcheckReport]]:
     """Run ``check_module`` on every layer type; returns a list of (name, GradcheckReport).
 
     This is what ``ghostnp gradcheck`` prints. Each case is small (a few hundred

@@ -12,14 +12,13 @@ PyTorch checkpoint back. Torch files are read with ``weights_only=True`` (no cod
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import WeightsFileError
+from .files import atomic_write
 
 __all__ = [
     "load_torch_weights",
@@ -144,22 +143,9 @@ def load_torch_weights(model, path, strict=True):
     return model.load_state_dict(read_state_dict(path), strict=strict)
 
 
-def _atomic_write(path: Path, write):
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def export_state_dict(model, path):
-    """Save ``model.state_dict()`` to .npz, or to .pth/.pt as torch tensors (needs torch)."""
+    """Save ``model.state_dict()`` to .npz, or to .pth/.pt as torch tensors (needs torch);
+    returns the path. The file is written whole or not at all (`ghostnp.files.atomic_write`)."""
     path = Path(path)
     sd = model.state_dict()
     if path.suffix == ".npz":
@@ -177,5 +163,4 @@ def export_state_dict(model, path):
 
     else:
         raise ValueError(f"{path}: expected a .npz, .pth or .pt file name, got {path.suffix!r}")
-    _atomic_write(path, write)
-    return path
+    return atomic_write(path, write)

@@ -1,4 +1,4 @@
-"""Training: one step, an epoch loop with checkpoints and resume, and ``ghostnp train``.
+"""Training: one step, an epoch loop with checkpoints and resume, and evaluation.
 
     history = fit(model, train_loader, val_loader, optimizer, scheduler, epochs=10,
                   checkpoint_dir="runs/exp1")
@@ -14,12 +14,12 @@ One training step is the whole algorithm:
 Everything else here is bookkeeping around it: metrics, a progress bar, the learning
 rate schedule, checkpoints after every epoch, and a clear stop when the loss stops
 being a finite number. Batches are processed as whole arrays; nothing loops over the
-batch dimension in Python.
+batch dimension in Python. ``ghostnp train`` (`ghostnp.cli.train`) runs this loop with
+a recipe of defaults on a data set by name.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import numbers
@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, checkpoint_meta, load_checkpoint, save_checkpoint
-from .data import DATASETS, ArrayDataset, DataLoader, get_dataset
+from .checkpoint import load_checkpoint, save_checkpoint
 from .errors import Interrupted, NonFiniteInputError
 from .grad_mode import no_grad
 from .interrupts import defer_interrupts
@@ -42,13 +41,11 @@ __all__ = [
     "History",
     "TrainingDiverged",
     "TrainingInterrupted",
-    "RandomShift",
     "train_step",
     "evaluate",
     "fit",
-    "train_main",
     "history_records",
-    "TRAIN_DEFAULTS",
+    "check_positive_int",
 ]
 
 
@@ -134,45 +131,6 @@ class History:
         if acc.size == 0 or np.all(np.isnan(acc)):
             return None
         return int(np.nanargmax(acc)) + 1
-
-
-class RandomShift:
-    """Batch augmentation: shift each image by up to ``pad`` pixels, optionally mirror it.
-
-    ``(N, C, H, W) -> (N, C, H, W)``. Each image is zero-padded by ``pad`` on every side
-    and an ``H x W`` window is cut at an offset ``(dy, dx)`` drawn uniformly from
-    ``0 .. 2 pad`` per image; with ``flip`` the window is also mirrored left-right with
-    probability 1/2. All images are cut by one fancy-indexing gather:
-
-        out[n, c, i, j] = padded[n, c, dy[n] + i, dx[n] + j']    j' = j, or W - 1 - j if flipped
-    """
-
-    def __init__(self, pad: int = 2, flip: bool = False):
-        if not isinstance(pad, (int, np.integer)) or isinstance(pad, bool) or pad < 0:
-            raise ValueError(f"RandomShift: pad must be an int >= 0, got {pad!r}")
-        self.pad, self.flip = int(pad), bool(flip)
-
-    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        n, c, h, w = x.shape
-        p = self.pad
-        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-        dy = rng.integers(0, 2 * p + 1, size=n)
-        dx = rng.integers(0, 2 * p + 1, size=n)
-        rows = dy[:, None] + np.arange(h)  # (N, H)
-        cols = dx[:, None] + np.arange(w)  # (N, W)
-        if self.flip:
-            mirror = rng.random(n) < 0.5
-            cols = np.where(mirror[:, None], cols[:, ::-1], cols)
-        out = xp[
-            np.arange(n)[:, None, None, None],
-            np.arange(c)[None, :, None, None],
-            rows[:, None, :, None],
-            cols[:, None, None, :],
-        ]
-        return np.ascontiguousarray(out, dtype=x.dtype)
-
-    def __repr__(self) -> str:
-        return f"RandomShift(pad={self.pad}, flip={self.flip})"
 
 
 class _BeforeStep:
@@ -323,15 +281,14 @@ def fit(
     far and the newest checkpoint; model, optimizer and scheduler are left as after
     the last finished step, so a later call (or a resume) continues normally.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
-        raise ValueError(f"fit: epochs must be an int >= 1, got {epochs!r}")
+    check_positive_int("fit: epochs", epochs)
     if scheduler_interval not in ("step", "epoch"):
         raise ValueError(
             f"fit: scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}"
         )
     steps = len(train_loader)
     if limit_batches is not None:
-        steps = min(steps, _positive_int("fit: limit_batches", limit_batches))
+        steps = min(steps, check_positive_int("fit: limit_batches", limit_batches))
     if steps == 0:
         raise ValueError("fit: train_loader yields no batches (empty data set, or drop_last)")
     log = log or (lambda *_: None)
@@ -479,225 +436,6 @@ def _diverged_message(loss, epoch, epochs, step, steps, checkpoint) -> str:
     return msg + "Try a smaller learning rate."
 
 
-# -- the main job behind `ghostnp train` ---------------------------------------------
-
-# `ghostnp train` with no options: GhostNet 0.5x at 32x32 on the built-in digits, about
-# 45 s of CPU time on one core, test accuracy 0.97-0.99 (seeds 0, 1, 2). See train_main.
-TRAIN_DEFAULTS = {
-    "model": "ghostnet",
-    "width": 0.5,
-    "image_size": {"digits": 32, "mnist": 28, "fashion-mnist": 28, "cifar10": 32},
-    "epochs": 10,
-    "batch_size": 64,
-    "lr": {"sgd": 0.1, "adam": 1e-3, "adamw": 1e-3},
-    "weight_decay": {"sgd": 5e-4, "adam": 0.0, "adamw": 0.05},
-    "label_smoothing": 0.1,
-    "dropout": 0.1,
-    "val_fraction": 0.1,
-    "shift": {"digits": 2, "mnist": 2, "fashion-mnist": 2, "cifar10": 4},
-}
-_OPTIMIZERS = ("sgd", "adam", "adamw")
-_FILE_DATASETS = ("mnist", "fashion-mnist", "cifar10")
-
-
-def _model_names() -> list[str]:
-    from .models import MODELS
-
-    return ["ghostnet", "ghostnetv2", *MODELS]
-
-
-def _build_model(name: str, width, num_classes: int, in_chans: int, dropout: float):
-    """The named model for ``in_chans``-channel images and ``num_classes`` classes."""
-    from .models import MODELS, ghostnet, ghostnetv2
-
-    if name in ("ghostnet", "ghostnetv2"):
-        builder = ghostnet if name == "ghostnet" else ghostnetv2
-        return builder(width, num_classes=num_classes, dropout=dropout, in_chans=in_chans)
-    builder = MODELS[name]
-    kwargs = {"num_classes": num_classes, "in_chans": in_chans}
-    params = inspect.signature(builder).parameters.values()
-    if any(p.name == "dropout" or p.kind is p.VAR_KEYWORD for p in params):
-        kwargs["dropout"] = dropout
-    return builder(**kwargs)
-
-
-def _profile(model, input_shape: tuple) -> tuple[int, int | None]:
-    """``(parameters, MACs)`` from ``ghostnp.profile.summary``; MACs None without it.
-
-    The model's state and ghostnp's generator are restored afterwards, so profiling
-    does not change the run (a forward pass would update BatchNorm's running stats).
-    """
-    try:
-        from .profile import summary
-    except ImportError:
-        return model.num_parameters(), None
-    state, rng, was_training = model.state_dict(), _rng_state(), model.training
-    try:
-        s = summary(model, input_shape)
-        return int(s.total_params), int(s.total_macs)
-    finally:
-        model.load_state_dict(state)
-        _set_rng_state(rng)
-        model.train(was_training)
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
-
-
-def _dataset_key(dataset) -> str:
-    """The registry name of a data set ("CIFAR-10" -> "cifar10"); ValueError if unknown."""
-    if not isinstance(dataset, str):
-        raise ValueError(f"dataset must be a name, got {dataset!r}")
-    key = dataset.strip().lower().replace("_", "-")
-    key = {"cifar-10": "cifar10", "fashionmnist": "fashion-mnist"}.get(key, key)
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of: {', '.join(DATASETS)}")
-    return key
-
-
-def _validate(model, width, dataset, data_dir, epochs, batch_size, lr, optimizer, image_size):
-    """Check the options of train_main; returns the normalised dataset name."""
-    names = _model_names()
-    if model not in names:
-        raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(names)}")
-    if width is not None:
-        if model not in ("ghostnet", "ghostnetv2"):
-            raise ValueError(
-                f"width applies to 'ghostnet' and 'ghostnetv2'; {model!r} has a fixed width"
-            )
-        if isinstance(width, bool) or not isinstance(width, numbers.Real) or not width > 0:
-            raise ValueError(f"width must be a number > 0, got {width!r}")
-    key = _dataset_key(dataset)
-    if key in _FILE_DATASETS:
-        if data_dir is None:
-            raise ValueError(f"dataset {key!r} is read from disk; give its folder as data_dir")
-        if not Path(data_dir).is_dir():
-            raise FileNotFoundError(f"data_dir {data_dir} is not an existing folder")
-    elif data_dir is not None:
-        raise ValueError(
-            f"data_dir is for the data sets read from disk ({', '.join(_FILE_DATASETS)}); "
-            f"{key!r} is built in and reads no folder (give dataset= with data_dir)"
-        )
-    if epochs is not None:
-        _positive_int("epochs", epochs)
-    if batch_size is not None:
-        _positive_int("batch_size", batch_size)
-    if lr is not None and (
-        isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf
-    ):
-        raise ValueError(f"lr must be a number > 0, got {lr!r}")
-    if optimizer not in _OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of: sgd, adam, adamw")
-    if image_size is not None and _positive_int("image_size", image_size) < 8:
-        raise ValueError(f"image_size must be at least 8, got {image_size}")
-    return key
-
-
-def _make_optimizer(name: str, model, lr: float):
-    from .optim import SGD, Adam, AdamW, param_groups_no_decay
-
-    groups = param_groups_no_decay(model, TRAIN_DEFAULTS["weight_decay"][name])
-    if name == "sgd":
-        return SGD(groups, lr=lr, momentum=0.9, nesterov=True)
-    return (Adam if name == "adam" else AdamW)(groups, lr=lr)
-
-
-# settings a resumed run takes from its checkpoint (giving another value is an error)
-_RUN_SETTINGS = (
-    "model",
-    "width",
-    "dataset",
-    "image_size",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "seed",
-    "limit_batches",
-)
-
-
-def _settings_for_resume(resume, given: dict) -> tuple[dict, dict]:
-    """``(settings, meta)`` of a run resumed from ``resume``: every setting in
-    ``_RUN_SETTINGS`` that was not given (None) comes from the checkpoint's config, one
-    given must agree with it; ``epochs`` and ``data_dir`` may change (a later total
-    stretches the schedule; the data may have moved)."""
-    if not Path(resume).is_file():
-        raise FileNotFoundError(f"no checkpoint to resume from at {resume}")
-    meta = checkpoint_meta(resume)
-    config = meta.get("config")
-    if not isinstance(config, dict) or "model" not in config or "epoch" not in meta:
-        raise CheckpointError(
-            f"{resume}: not a checkpoint written by ghostnp train (it records no run settings)"
-        )
-    settings = dict(given)
-    for key in _RUN_SETTINGS:
-        saved, mine = config.get(key), given.get(key)
-        if mine is None:
-            settings[key] = saved
-            continue
-        same = _dataset_key(mine) == saved if key == "dataset" else mine == saved
-        if not same:
-            option = "--" + key.replace("_", "-")
-            raise ValueError(
-                f"{option} {mine} disagrees with {resume}, which was trained with {saved}; "
-                f"leave {option} out to resume (only --epochs may change)"
-            )
-    if settings.get("data_dir") is None:
-        settings["data_dir"] = config.get("data_dir")
-    if settings.get("epochs") is None:
-        settings["epochs"] = meta.get("epochs", config.get("epochs"))
-    return settings, meta
-
-
-def _input_size_fits(net, in_chans: int, size: int) -> bool:
-    """Whether ``net`` runs on one ``size x size`` image (eval mode: nothing changes)."""
-    from .errors import LayerValueError
-
-    was_training = net.training
-    net.eval()
-    try:
-        with no_grad():
-            net(np.zeros((1, in_chans, size, size), dtype=np.float32))
-        return True
-    except LayerValueError:
-        return False
-    finally:
-        net.train(was_training)
-
-
-def _smallest_input(net, in_chans: int, too_small: int) -> int:
-    """The smallest side ``net`` takes, above ``too_small`` (which it does not take)."""
-    high = max(2 * too_small, 16)
-    while not _input_size_fits(net, in_chans, high):
-        if high > 4096:
-            raise ValueError(f"{type(net).__name__}: no input size up to 4096 fits")
-        high *= 2
-    low = too_small  # does not fit; high fits
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if _input_size_fits(net, in_chans, mid) else (mid, high)
-    return high
-
-
-def _choose_input_size(net, in_chans: int, name: str, size: int, given: bool, log) -> int:
-    """``size`` if ``net`` can take it; else, when the user did not choose it, the next
-    multiple of 32 that it can take (with a note); else a ValueError naming the minimum."""
-    if _input_size_fits(net, in_chans, size):
-        return size
-    smallest = _smallest_input(net, in_chans, size)
-    if given:
-        raise ValueError(
-            f"{name} cannot take {size}x{size} images (a feature map shrinks below what a "
-            f"layer needs); give an image_size (--image-size) of at least {smallest}"
-        )
-    chosen = -(-smallest // 32) * 32
-    log(f"{name} needs images of at least {smallest}x{smallest}: training at {chosen}x{chosen}")
-    return chosen
-
-
 def history_records(history: History) -> list[dict]:
     """One dict per epoch: ``epoch`` (from 1), ``lr``, ``train_loss``, ``train_accuracy``,
     ``val_loss``, ``val_accuracy``, ``seconds``; NaN (no validation) becomes None."""
@@ -720,215 +458,8 @@ def history_records(history: History) -> list[dict]:
     ]
 
 
-def train_main(
-    model: str | None = None,
-    width: float | None = None,
-    dataset: str | None = None,
-    data_dir=None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    lr: float | None = None,
-    optimizer: str | None = None,
-    seed: int | None = None,
-    out="runs/ghostnp",
-    resume=None,
-    progress: bool = True,
-    log=print,
-    image_size: int | None = None,
-    limit_batches: int | None = None,
-) -> dict:
-    """Train a model on a data set, test it, and save the checkpoint and curves in ``out``.
-
-    With no arguments: GhostNet at width 0.5 (dropout 0.1) on the built-in digits at
-    32x32, 10 epochs of batches of 64 with SGD (momentum 0.9, Nesterov, lr 0.1, weight
-    decay 5e-4 on conv and linear weights only), a WarmupCosine schedule stepped per
-    batch (one epoch of warmup, then down to 0), label smoothing 0.1, and random shifts
-    of up to 2 pixels. 10% of the training split is held out for validation; the test
-    split is used once, on the final weights. See ``TRAIN_DEFAULTS``. The training loss
-    is the label-smoothed one that is minimised; validation and test losses are both
-    plain cross-entropy, so those two compare directly.
-
-    ``model`` is "ghostnet" or "ghostnetv2" (at ``width``) or any name in
-    ``ghostnp.models.MODELS``; it is built for the data set's channels and 10 classes.
-    ``dataset`` is "digits" (built in), or "mnist", "fashion-mnist", "cifar10" read from
-    ``data_dir`` (which is an error with the digits). ``optimizer`` is "sgd", "adam" or
-    "adamw" (lr 1e-3 by default). ``image_size`` must be one the model can take; if not
-    given and the data set's size is too small for the model (GhostNetV2's attention at
-    32x32), the next multiple of 32 that fits is used. ``limit_batches`` trains on only
-    the first N batches of each epoch (a quick try of a setting).
-
-    ``resume`` continues from ``out/last.npz`` of an earlier run (see `fit`): the
-    settings come from the checkpoint (one given that disagrees is an error), and
-    ``epochs`` (default: the total the run was planned for) may be larger, which
-    stretches the learning-rate schedule to the new total. Bad options raise ValueError
-    (FileNotFoundError for a missing folder or checkpoint, CheckpointError for a file
-    that is not one) with a one-line message, before any work is done. Ctrl-C raises
-    `TrainingInterrupted` naming the checkpoint to resume from.
-
-    Writes ``out/last.npz`` (final weights), ``out/best.npz`` (best val accuracy) and
-    ``out/curves.png``. Returns a dict: ``test_accuracy``, ``test_loss``, ``params``,
-    ``macs`` (None if the profiler is unavailable), ``seconds`` (wall time of the
-    whole job), ``checkpoint`` and ``best_checkpoint`` and ``curves`` (paths as str),
-    ``epochs`` (completed), ``history`` (`history_records`: one dict per epoch) and
-    ``config``.
-    """
-    t_start = time.perf_counter()
-    log = log or (lambda *_: None)
-    d = TRAIN_DEFAULTS
-    s = dict(
-        model=model,
-        width=width,
-        dataset=dataset,
-        data_dir=None if data_dir is None else str(data_dir),
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        seed=seed,
-        image_size=image_size,
-        limit_batches=limit_batches,
-    )
-    resumed = None
-    if resume is not None:
-        s, resumed = _settings_for_resume(resume, s)
-    model = s["model"] or d["model"]
-    optimizer = s["optimizer"] or "sgd"
-    key = _validate(
-        model,
-        s["width"],
-        s["dataset"] or "digits",
-        s["data_dir"],
-        s["epochs"],
-        s["batch_size"],
-        s["lr"],
-        optimizer,
-        s["image_size"],
-    )
-    if s["limit_batches"] is not None:
-        _positive_int("limit_batches", s["limit_batches"])
-    width = s["width"]
-    if model in ("ghostnet", "ghostnetv2") and width is None:
-        width = d["width"]
-    seed = 0 if s["seed"] is None else int(s["seed"])
-    epochs = d["epochs"] if s["epochs"] is None else int(s["epochs"])
-    batch_size = d["batch_size"] if s["batch_size"] is None else int(s["batch_size"])
-    lr = d["lr"][optimizer] if s["lr"] is None else float(s["lr"])
-    data_dir, limit_batches = s["data_dir"], s["limit_batches"]
-    name = model if width is None else f"{model} (width {width})"
-
-    # data: a seeded 10% of the training split is held out for validation
-    size = s["image_size"] or d["image_size"][key]
-    train_x, train_y = get_dataset(key, data_dir, train=True, size=size)
-    in_chans, num_classes = int(train_x.shape[1]), 10
-    manual_seed(seed)
-    net = _build_model(model, width, num_classes, in_chans, d["dropout"])
-    fitting = _choose_input_size(net, in_chans, name, size, s["image_size"] is not None, log)
-    if fitting != size:
-        size = fitting
-        train_x, train_y = get_dataset(key, data_dir, train=True, size=size)
-    test_x, test_y = get_dataset(key, data_dir, train=False, size=size)
-    order = np.random.default_rng([seed, 1]).permutation(len(train_y))
-    n_val = max(1, int(round(d["val_fraction"] * len(train_y))))
-    val_idx, fit_idx = order[:n_val], order[n_val:]
-    train_ds = ArrayDataset(train_x[fit_idx], train_y[fit_idx])
-    drop_last = len(train_ds) > batch_size  # no tiny last batch for BatchNorm
-    train_loader = DataLoader(train_ds, batch_size, shuffle=True, drop_last=drop_last, seed=seed)
-    eval_bs = max(batch_size, 256)
-    val_loader = DataLoader(ArrayDataset(train_x[val_idx], train_y[val_idx]), eval_bs)
-    test_loader = DataLoader(ArrayDataset(test_x, test_y), eval_bs)
-    steps = len(train_loader) if limit_batches is None else min(len(train_loader), limit_batches)
-
-    params, macs = _profile(net, (1, in_chans, size, size))
-    config = dict(
-        model=model,
-        width=width,
-        dataset=key,
-        image_size=size,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        optimizer=optimizer,
-        seed=seed,
-        in_chans=in_chans,
-        num_classes=num_classes,
-        data_dir=data_dir,
-        limit_batches=limit_batches,
-    )
-    macs_text = "MACs unknown" if macs is None else f"{macs / 1e6:.2f}M MACs"
-    log(f"{name}: {params:,} parameters, {macs_text} at {in_chans}x{size}x{size}")
-
-    opt = _make_optimizer(optimizer, net, lr)
-    total = epochs * steps
-    warmup = min(steps, total // 5)
-    from .optim import WarmupCosine
-
-    sched = WarmupCosine(opt, warmup_steps=warmup, total_steps=total)
-    log(
-        f"{key}: {len(train_ds)} train / {n_val} val / {len(test_y)} test images; "
-        f"batches of {batch_size}, {steps} per epoch"
-        + ("" if limit_batches is None else f" (limited to {limit_batches})")
-    )
-    done = 0 if resumed is None else int(resumed["epoch"])
-    if done >= epochs:
-        log(f"the checkpoint already has {done} of {epochs} epochs: nothing to train")
-    elif done:
-        planned = int(resumed.get("epochs", epochs))
-        stretched = "" if planned == epochs else f" (schedule stretched from {planned} epochs)"
-        log(
-            f"resuming after epoch {done}: epochs {done + 1}-{epochs} of {epochs}, "
-            f"{optimizer} lr {sched.lr_at(done * steps)[0]:.3g} now, cosine to 0 at epoch "
-            f"{epochs}{stretched}"
-        )
-    else:
-        log(
-            f"{epochs} epochs, {optimizer} lr {lr:g} "
-            f"(warmup {warmup} step{'s' * (warmup != 1)}, then cosine to 0)"
-        )
-    log(
-        f"losses: train with label smoothing {d['label_smoothing']}; "
-        "validation and test plain cross-entropy"
-    )
-    criterion = CrossEntropyLoss(label_smoothing=d["label_smoothing"])
-    out = Path(out)
-    history = fit(
-        net,
-        train_loader,
-        val_loader,
-        opt,
-        sched,
-        epochs=epochs,
-        criterion=criterion,
-        checkpoint_dir=out,
-        resume=resume,
-        progress=progress,
-        seed=seed,
-        log=log,
-        augment=RandomShift(d["shift"][key], flip=key == "cifar10"),
-        config=config,
-        eval_criterion=CrossEntropyLoss(),
-        limit_batches=limit_batches,
-    )
-    test_loss, test_acc = evaluate(net, test_loader)
-
-    from .viz import plot_history
-
-    curves = out / "curves.png"
-    out.mkdir(parents=True, exist_ok=True)
-    fig = plot_history(history, title=f"{name} on {key}: test accuracy {test_acc:.4f}")
-    fig.savefig(curves, dpi=100)
-    seconds = time.perf_counter() - t_start
-    log(f"test accuracy {test_acc:.4f} (loss {test_loss:.4f}) after {len(history)} epochs")
-    log(f"saved {out / 'last.npz'} and {curves}; {seconds:.1f}s in all")
-    return {
-        "test_accuracy": test_acc,
-        "test_loss": test_loss,
-        "params": params,
-        "macs": macs,
-        "seconds": seconds,
-        "checkpoint": str(out / "last.npz"),
-        "best_checkpoint": str(out / "best.npz"),
-        "curves": str(curves),
-        "epochs": len(history),
-        "history": history_records(history),
-        "config": config,
-    }
+def check_positive_int(name: str, value) -> int:
+    """``value`` as an int if it is an int >= 1 (not a bool); else ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    return int(value)

@@ -7,10 +7,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["FloatArray", "IntArray"]
+__all__ = ["FloatArray", "IntArray", "IntOrPair"]
 
 FloatArray = NDArray[np.floating[Any]]
 """A float32 or float64 ndarray: every op follows its input's dtype."""
 
 IntArray = NDArray[np.integer[Any]]
 """An integer ndarray (class indices, argmax positions)."""
+
+IntOrPair = int | tuple[int, int]
+"""A kernel size, stride, padding or dilation: one int for both axes, or (h, w)."""

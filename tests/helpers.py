@@ -8,15 +8,31 @@ import numpy as np
 EPOCH_KEYS = {"epoch", "lr", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds"}
 
 
-def assert_close(a, b, rtol=1e-10):
-    """max|a - b| <= rtol * max(1, max|b|): relative to the reference's scale, absolute near 0."""
+# the worst relative difference seen per kind of comparison (assert_close(..., kind=...)),
+# for a test module that reports it
+WORST: dict[str, float] = {}
+
+
+def rel_diff(a, b) -> float:
+    """max|a - b| / max(1, max|b|): relative to the reference b's scale, absolute near 0;
+    0.0 for empty arrays."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
     if b.size == 0:
-        return
-    err = float(np.max(np.abs(a - b)))
-    bound = rtol * max(1.0, float(np.max(np.abs(b))))
-    assert err <= bound, f"max|a - b| = {err:.3e} > {bound:.3e}"
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def assert_close(a, b, what: str = "", *, rtol: float = 1e-10, kind: str | None = None) -> float:
+    """Assert that ``a`` (ours) has the shape of ``b`` (the reference) and that
+    max|a - b| <= rtol * max(1, max|b|); ``what`` names the compared value in the message.
+    With ``kind``, the difference also updates ``WORST[kind]``. Returns the difference."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != expected {b.shape}"
+    err = rel_diff(a, b)
+    if kind is not None:
+        WORST[kind] = max(WORST.get(kind, 0.0), err)
+    assert err <= rtol, f"{what}: relative difference {err:.3e} > {rtol:.0e}"
+    return err
 
 
 def assert_adjoint(lhs: float, rhs: float, scale: float, tol: float = 1e-12) -> None:
@@ -73,7 +89,7 @@ def draw_conv_arrays(case):
 def check_conv_shape_and_adjoint(forward, backward, case) -> None:
     """One drawn case of a convolution op: PyTorch's output size, and the adjoint
     identities <y, g> = <x, dx> = <w, dw> for a random g."""
-    from ghostnp.kernels import use_backend  # noqa: PLC0415 - helpers stay import-light
+    from ghostnp.kernels import use_backend  # inside: helpers stay import-light
 
     x, w, _ = draw_conv_arrays(case)
     geom = case["geom"]
@@ -93,7 +109,7 @@ def check_conv_shape_and_adjoint(forward, backward, case) -> None:
 def conv_vs_torch(forward, backward, torch_op, torch, x, w, b, geom, dy_rng):
     """Run a convolution op forward and backward (dy drawn from ``dy_rng``) and compare the
     output and every gradient with ``torch_op`` at 1e-10; returns (y, dx, dw)."""
-    from ghostnp.gradcheck import rel_error  # noqa: PLC0415 - helpers stay import-light
+    from ghostnp.gradcheck import rel_error
 
     y, cache = forward(x, w, b, **geom)
     dy = dy_rng.standard_normal(y.shape)
@@ -110,7 +126,7 @@ def conv_vs_torch(forward, backward, torch_op, torch, x, w, b, geom, dy_rng):
 
 def check_conv_matches_torch(forward, backward, torch_op, torch, case) -> None:
     """One drawn case: output and every gradient against ``torch_op`` (float64, 1e-10)."""
-    from ghostnp.kernels import use_backend  # noqa: PLC0415
+    from ghostnp.kernels import use_backend
 
     x, w, b = draw_conv_arrays(case)
     with use_backend(case["backend"]):
@@ -180,8 +196,8 @@ def check_gradcheck(forward, backward, x, w, b, geom, backend="numpy") -> None:
 
     On the NumPy backend by default: a check makes hundreds of tiny calls, and the Numba
     kernels are tied to these by the backend-equality tests in test_kernels.py."""
-    from ghostnp.gradcheck import check_function  # noqa: PLC0415
-    from ghostnp.kernels import use_backend  # noqa: PLC0415
+    from ghostnp.gradcheck import check_function
+    from ghostnp.kernels import use_backend
 
     with use_backend(backend):
         report = check_function(forward, backward, x, w, b, tol=1e-7, **geom)
@@ -191,7 +207,7 @@ def check_gradcheck(forward, backward, x, w, b, geom, backend="numpy") -> None:
 
 def check_float32_matches_torch(forward, backward, torch_op, torch, x, w, b, geom, rng) -> None:
     """In float32 every result stays float32 and matches PyTorch to 1e-5."""
-    from ghostnp.gradcheck import rel_error  # noqa: PLC0415
+    from ghostnp.gradcheck import rel_error
 
     x, w, b = x.astype(np.float32), w.astype(np.float32), b.astype(np.float32)
     y, cache = forward(x, w, b, **geom)

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from helpers import EPOCH_KEYS, one_line_error, run_cli
 
-from ghostnp import train as train_mod
+import ghostnp.train
+from ghostnp.checkpoint import load_checkpoint
 from ghostnp.cli import build_parser
+from ghostnp.cli import train as train_job
+from ghostnp.models import ghostnetv3
 from ghostnp.viz import plot_history
 
 QUICK = ["--width", "0.1", "--limit-batches", "2", "--no-progress"]
@@ -177,7 +180,7 @@ def test_train_help_through_the_command(tmp_path):
 
 
 def test_validation_and_test_losses_are_computed_the_same_way(tmp_path, monkeypatch):
-    real_get, real_evaluate = train_mod.get_dataset, train_mod.evaluate
+    real_get, real_evaluate = train_job.get_dataset, train_job.evaluate
     smoothing = []
 
     def small(name, root=None, train=True, size=None):
@@ -188,10 +191,11 @@ def test_validation_and_test_losses_are_computed_the_same_way(tmp_path, monkeypa
         smoothing.append(0.0 if criterion is None else criterion.label_smoothing)
         return real_evaluate(model, loader, criterion)
 
-    monkeypatch.setattr(train_mod, "get_dataset", small)
-    monkeypatch.setattr(train_mod, "evaluate", spy)
+    monkeypatch.setattr(train_job, "get_dataset", small)
+    monkeypatch.setattr(train_job, "evaluate", spy)  # the test
+    monkeypatch.setattr(ghostnp.train, "evaluate", spy)  # the validations inside fit
     lines = []
-    train_mod.train_main(
+    train_job.train_main(
         width=0.1, epochs=2, batch_size=32, progress=False, out=tmp_path, log=lines.append
     )
     assert smoothing == [0.0, 0.0, 0.0]  # two validations and the test: plain cross-entropy
@@ -213,3 +217,56 @@ def test_loss_curves_survive_a_spike():
     # the late losses are not squeezed against the axis: at least a fifth of its height
     span = np.log(high) - np.log(low)
     assert (np.log(0.3) - np.log(low)) / span < 0.2 < (np.log(0.9) - np.log(low)) / span
+
+
+def test_summary_of_ghostnetv3_gives_both_forms(tmp_path):
+    """The train form is the table; the deploy form (after reparameterize()) is
+    GhostNetV2's structure with conv biases instead of batch norms, so its multiply-adds
+    are GhostNetV2's, counted here on a GhostNetV2."""
+    from ghostnp.models import ghostnetv2_100
+    from ghostnp.profile import summary
+
+    result = run_cli(["summary", "ghostnetv3_100", "--format", "json"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads(result.stdout)
+    train, deploy = doc["forms"]["train"], doc["forms"]["deploy"]
+    assert train == {"total_params": doc["total_params"], "total_macs": doc["total_macs"]}
+    assert train["total_params"] == 8_129_028 and deploy["total_params"] == 6_147_588
+    assert deploy["total_macs"] == summary(ghostnetv2_100(), (3, 224, 224)).total_macs
+    assert train["total_macs"] > deploy["total_macs"]
+    table = run_cli(["summary", "ghostnetv3_100"], cwd=tmp_path)
+    assert table.returncode == 0, table.stderr[-3000:]
+    rows = {line.split("  ")[0]: line.split() for line in table.stdout.splitlines()}
+    assert rows["train (as built)"][-2:] == [
+        f"{train['total_params']:,}",
+        f"{train['total_macs']:,}",
+    ]
+    deploy_row = rows["deploy (after reparameterize())"]
+    assert deploy_row[-2:] == [f"{deploy['total_params']:,}", f"{deploy['total_macs']:,}"]
+    # a network without a deploy form has no such table
+    plain = run_cli(["summary", "ghostnet_050", "--format", "json"], cwd=tmp_path)
+    assert "forms" not in json.loads(plain.stdout)
+
+
+@pytest.mark.slow
+def test_ghostnetv3_trains_on_the_digits_and_its_maps_can_be_drawn(tmp_path):
+    result = run_cli(
+        ["train", "--model", "ghostnetv3", "--epochs", "1", "--json", *QUICK], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    doc = json.loads(result.stdout)
+    assert doc["config"]["model"] == "ghostnetv3" and doc["config"]["width"] == 0.1
+    assert doc["config"]["image_size"] == 64  # DFC attention needs more than 32x32
+    assert 0.0 <= doc["test_accuracy"] <= 1.0 and len(doc["history"]) == 1
+    model = ghostnetv3(0.1, num_classes=10, in_chans=1)
+    meta = load_checkpoint(tmp_path / doc["checkpoint"], model)  # the train form's keys
+    assert meta["config"]["model"] == "ghostnetv3"
+    from matplotlib import image as mpimg
+
+    mpimg.imsave(tmp_path / "photo.png", np.random.default_rng(0).random((40, 40, 3)))
+    drawn = run_cli(
+        ["visualize", "photo.png", "--checkpoint", doc["checkpoint"], "--out", "v3.png"],
+        cwd=tmp_path,
+    )
+    assert drawn.returncode == 0, drawn.stderr[-3000:]
+    assert (tmp_path / "v3.png").read_bytes()[:4] == b"\x89PNG"

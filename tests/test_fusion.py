@@ -139,7 +139,12 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+SLOW_MODELS = {"ghostnet_v3", "ghost_resnet56"}  # 10-18 s each (pytest --durations)
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n for n in MODELS]
+)
 def test_fuse_model_keeps_eval_outputs(name, rng):
     build, shape, bns_left = MODELS[name]
     ghostnp.manual_seed(3)

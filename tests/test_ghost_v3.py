@@ -19,10 +19,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch_twins as tt
+from helpers import assert_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_ghost import calibrate_bn, check_net_entries, f64, run_check
-from test_models import _print_worst, assert_close, compare, paired  # noqa: F401
+from test_models import RTOL, _print_worst, compare, paired  # noqa: F401
 
 import ghostnp
 from ghostnp import nn
@@ -202,9 +203,14 @@ def test_ghost_module_v3_eval_and_deploy_gradcheck(mode, rng):
 BOTTLENECK_CASES = [
     # in, mid, out, k, stride, se, mode, (H, W)
     pytest.param(4, 8, 4, 3, 1, 0.0, "original", (5, 4), id="identity"),
-    pytest.param(4, 8, 6, 3, 2, 0.0, "original", (6, 5), id="stride2"),
-    pytest.param(4, 8, 6, 5, 2, 0.25, "shortcut", (7, 5), id="stride2-k5-se-gate"),
-    pytest.param(4, 12, 6, 3, 1, 0.25, "shortcut", (6, 6), id="stride1-widen-se-gate"),
+    # over 10 s each (pytest --durations): marked slow
+    pytest.param(4, 8, 6, 3, 2, 0.0, "original", (6, 5), id="stride2", marks=pytest.mark.slow),
+    pytest.param(
+        4, 8, 6, 5, 2, 0.25, "shortcut", (7, 5), id="stride2-k5-se-gate", marks=pytest.mark.slow
+    ),
+    pytest.param(
+        4, 12, 6, 3, 1, 0.25, "shortcut", (6, 6), id="stride1-widen-se-gate", marks=pytest.mark.slow
+    ),
 ]
 
 
@@ -218,6 +224,7 @@ def test_bottleneck_v3_gradcheck(cin, mid, cout, k, stride, se, mode, hw, rng):
     run_check(m, x, zero_allowed=DW_ZERO)
 
 
+@pytest.mark.slow
 def test_bottleneck_v3_eval_and_deploy_gradcheck(rng):
     m = f64(GhostBottleneckV3(4, 8, 6, 3, 2, 0.25, "shortcut"), rng)
     calibrate_bn(m, rng.standard_normal((4, 4, 7, 5)))
@@ -339,7 +346,7 @@ def test_block_deploy_form_matches_torch(kind, torch, rng):
     sd = ours.state_dict()
     assert list(sd) == list(tsd)
     for k, v in sd.items():
-        assert_close(v, tsd[k].numpy(), f"deploy {k}", f"v3-deploy-weights-{kind}", rtol=1e-12)
+        assert_close(v, tsd[k].numpy(), f"deploy {k}", rtol=1e-12, kind=f"v3-deploy-weights-{kind}")
     for train in (False, True):
         x = rng.standard_normal(shape)
         compare(torch, ours, twin, x, rng, f"v3-deploy-{kind}", train)
@@ -369,7 +376,7 @@ def test_torch_written_state_dicts_load_strictly(torch, rng):
     ours.eval()
     with torch.no_grad():
         y_train_form = twin(torch.from_numpy(x)).numpy()
-    assert_close(ours(x), y_train_form, "train-form eval output", "v3 from torch")
+    assert_close(ours(x), y_train_form, "train-form eval output", rtol=RTOL, kind="v3 from torch")
 
     twin.convert_to_deploy()
     deploy_sd = {k: v.numpy() for k, v in twin.state_dict().items()}
@@ -411,7 +418,7 @@ def test_reparameterize_keeps_eval_outputs_float64(width, rng):
     assert np.abs(before).max() > 0.1  # not a vacuous comparison of near-zero logits
 
 
-@pytest.mark.parametrize("width", [0.5, 1.0])
+@pytest.mark.parametrize("width", [0.5, pytest.param(1.0, marks=pytest.mark.slow)])  # 10-15 s
 def test_reparameterize_keeps_eval_outputs_float32(width, rng):
     """In float32 the two forms differ by the rounding of each: both lie ~1e-6 from the
     float64 result of the same weights (printed). Calibrated on 8 images at 128x128: with

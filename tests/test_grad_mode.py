@@ -131,8 +131,8 @@ def test_evaluate_runs_under_no_grad():
 def test_visualize_runs_its_forward_under_no_grad(tmp_path, monkeypatch):
     from matplotlib import image as mpimg
 
+    from ghostnp.cli.visualize import visualize_main
     from ghostnp.nn.ghost import GhostModule
-    from ghostnp.viz import visualize_main
 
     photo = tmp_path / "photo.png"
     mpimg.imsave(photo, np.random.default_rng(0).random((40, 40, 3)))

@@ -8,6 +8,7 @@ import builtins
 import numpy as np
 import pytest
 import torch_twins as tt
+from helpers import rel_diff
 
 import ghostnp
 from ghostnp import StateDictError
@@ -41,10 +42,6 @@ def assert_same_state(a: dict, b: dict):
     for k in a:
         assert np.asarray(a[k]).dtype == np.asarray(b[k]).dtype, k
         assert np.array_equal(a[k], b[k]), k
-
-
-def rel_diff(a, b) -> float:
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
 @pytest.fixture

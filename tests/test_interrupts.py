@@ -233,6 +233,30 @@ def test_after_an_interrupt_a_resume_gives_the_uninterrupted_run(digits, tmp_pat
 
 
 # -- `ghostnp train` in a terminal -----------------------------------------------------
+def ctrl_c_when(args, cwd, ready, never_ready: str) -> tuple[int, str, str]:
+    """Run ``ghostnp ARGS`` in ``cwd``, send it SIGINT (Ctrl-C) as soon as ``ready(stderr
+    so far)`` holds, and return (exit code, stdout, stderr)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ghostnp", *args],
+        cwd=cwd,
+        env=dict(os.environ, MPLBACKEND="Agg"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    seen = b""
+    try:
+        while not ready(seen.decode(errors="replace")):
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, f"{never_ready}: {seen.decode(errors='replace')[-2000:]}"
+            seen += chunk
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out.decode(errors="replace"), (seen + rest).decode(errors="replace")
+
+
 PROGRESS = re.compile(r"epoch 2/3:.*?\| *(\d+)/(\d+) \[")
 
 
@@ -243,28 +267,14 @@ def test_ctrl_c_in_ghostnp_train_prints_one_line_and_resumes_exactly(tmp_path):
     assert full.returncode == 0, full.stderr[-3000:]
     want = json.loads(full.stdout)["history"]
 
-    env = dict(os.environ, MPLBACKEND="Agg")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ghostnp", "train", "--epochs", "3", "--out", "cut", *settings],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
     # wait until the progress bar shows a finished step of epoch 2, then press Ctrl-C
-    seen = b""
-    try:
-        while not any(int(m[1]) >= 1 for m in PROGRESS.finditer(seen.decode(errors="replace"))):
-            chunk = os.read(proc.stderr.fileno(), 4096)
-            assert chunk, "the run ended before epoch 2 showed progress"
-            seen += chunk
-        proc.send_signal(signal.SIGINT)
-        rest_out, rest_err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    err = (seen + rest_err).decode(errors="replace")
-    assert proc.returncode == 130, err[-3000:]
+    code, _, err = ctrl_c_when(
+        ["train", "--epochs", "3", "--out", "cut", *settings],
+        tmp_path,
+        lambda seen: any(int(m[1]) >= 1 for m in PROGRESS.finditer(seen)),
+        "the run ended before epoch 2 showed progress",
+    )
+    assert code == 130, err[-3000:]
     assert "Traceback" not in err and "SystemError" not in err
     last = err.strip().splitlines()[-1]
     assert re.fullmatch(
@@ -320,3 +330,38 @@ def test_every_command_turns_ctrl_c_into_one_line_and_130(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     count = real()[0]
     assert err == [f"ghostnp gradcheck: interrupted after 2 of {count} layers (0 failed so far)"]
+
+
+def test_ctrl_c_while_grading_an_assignment_prints_one_line_and_exits_130(tmp_path):
+    """`ghostnp assignment grade` stopped by SIGINT inside a student's endless loop (which
+    the time limit would end only after 20 s) says in which check it stopped."""
+    from ghostnp import assignments
+
+    folder = tmp_path / "hw"
+    assignments.start("im2col", folder)
+    (folder / "conv.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def out_size(size, k, stride, padding):
+                print("out_size is running", file=sys.stderr, flush=True)
+                while True:
+                    pass
+            """
+        )
+    )
+    code, out, err = ctrl_c_when(
+        ["assignment", "grade", str(folder)],
+        tmp_path,
+        lambda seen: "out_size is running\n" in seen,  # the whole line: the loop has begun
+        "grading ended before the loop started",
+    )
+    assert code == 130, err[-3000:]
+    assert "Traceback" not in err and out == ""
+    last = err.strip().splitlines()[-1]
+    assert re.fullmatch(
+        r"ghostnp assignment: interrupted in check 1 of \d+ "
+        r"\(out_size: output length \(floor rule\)\); nothing was scored",
+        last,
+    ), last

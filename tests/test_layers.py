@@ -11,30 +11,14 @@ import math
 
 import numpy as np
 import pytest
+from helpers import assert_close
 
 import ghostnp
 from ghostnp import nn
 from ghostnp.gradcheck import check_module, numerical_gradient
 from ghostnp.kernels import use_backend
 
-RTOL = 1e-10  # float64 agreement with PyTorch, relative to max(1, max|expected|)
 GRADCHECK_TOL = 1e-7
-
-
-def rel_diff(a, b) -> float:
-    """max|a - b| / max(1, max|b|); 0.0 for empty arrays."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if b.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
-
-
-def assert_close(a, b, what: str = "") -> None:
-    """max|a - b| <= 1e-10 * max(1, max|b|), shapes equal; b is the reference (torch)."""
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != expected {b.shape}"
-    err = rel_diff(a, b)
-    assert err <= RTOL, f"{what}: relative error {err:.3e} > {RTOL:.0e}"
 
 
 # ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import re
 import numpy as np
 import pytest
 import torch_twins as tt
+from helpers import WORST, assert_close
 
 import ghostnp
 from ghostnp import models, nn
@@ -41,24 +42,6 @@ from ghostnp.models import (
 from ghostnp.nn import GhostBottleneck, GhostModule, GhostModuleV2, SqueezeExcite
 
 RTOL = 1e-9  # float64 agreement with PyTorch, relative to max(1, max|torch|)
-WORST: dict[str, float] = {}  # worst relative difference seen per kind, printed by -s
-
-
-def rel_diff(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if b.size == 0:
-        return 0.0
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
-
-
-def assert_close(a, b, what, kind=None, rtol=RTOL):
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != torch {b.shape}"
-    err = rel_diff(a, b)
-    if kind is not None:
-        WORST[kind] = max(WORST.get(kind, 0.0), err)
-    assert err <= rtol, f"{what}: relative difference {err:.3e} > {rtol:.0e}"
-    return err
 
 
 def random_state(module, rng):
@@ -99,23 +82,23 @@ def compare(torch, ours, twin, x, rng, kind, train=True):
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     twin.zero_grad()
     yt = twin(xt)
-    assert_close(y, yt.detach().numpy(), f"{kind} output", kind)
+    assert_close(y, yt.detach().numpy(), f"{kind} output", rtol=RTOL, kind=kind)
     g = rng.standard_normal(y.shape)
     g_before = g.copy()
     ours.zero_grad()
     dx = ours.backward(g)
     assert np.array_equal(g, g_before), "backward changed dy"
     yt.backward(torch.from_numpy(g))
-    assert_close(dx, xt.grad.numpy(), f"{kind} dx", kind)
+    assert_close(dx, xt.grad.numpy(), f"{kind} dx", rtol=RTOL, kind=kind)
     theirs = dict(twin.named_parameters())
     mine = dict(ours.named_parameters())
     assert list(mine) == list(theirs)
     for name, p in mine.items():
         assert p.grad is not None, f"{kind}: no gradient for {name}"
-        assert_close(p.grad, theirs[name].grad.numpy(), f"{kind} grad {name}", kind)
+        assert_close(p.grad, theirs[name].grad.numpy(), f"{kind} grad {name}", rtol=RTOL, kind=kind)
     tsd = twin.state_dict()
     for k, v in ours.state_dict().items():
-        assert_close(v, tsd[k].numpy(), f"{kind} state {k}", kind)
+        assert_close(v, tsd[k].numpy(), f"{kind} state {k}", rtol=RTOL, kind=kind)
     return y
 
 
@@ -454,15 +437,17 @@ def test_torch_initialised_twin_loads_into_ghostnp(torch, rng):
     ours.load_state_dict({k: v.numpy() for k, v in twin.state_dict().items()}, strict=True)
     with torch.no_grad():
         y64 = twin(torch.from_numpy(x)).numpy()
-    assert_close(ours(x), y64, "float64 eval output", "ghostnet-v2 from torch")
+    assert_close(ours(x), y64, "float64 eval output", rtol=RTOL, kind="ghostnet-v2 from torch")
     twin.train()
     ours.train()
     twin.dropout = ours.dropout.p = 0.0
     with torch.no_grad():
         y64 = twin(torch.from_numpy(x)).numpy()
-    assert_close(ours(x), y64, "float64 train output", "ghostnet-v2 from torch")
+    assert_close(ours(x), y64, "float64 train output", rtol=RTOL, kind="ghostnet-v2 from torch")
     for k, v in ours.state_dict().items():
-        assert_close(v, twin.state_dict()[k].numpy(), f"state {k}", "ghostnet-v2 from torch")
+        assert_close(
+            v, twin.state_dict()[k].numpy(), f"state {k}", rtol=RTOL, kind="ghostnet-v2 from torch"
+        )
 
 
 # ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from ghostnp.checkpoint import flatten_state, unflatten_state
 from ghostnp.errors import StateDictError
 from ghostnp.nn import Module, Parameter
 from ghostnp.optim import (
@@ -16,9 +17,7 @@ from ghostnp.optim import (
     CosineAnnealingLR,
     StepLR,
     WarmupCosine,
-    flatten_state,
     param_groups_no_decay,
-    unflatten_state,
 )
 
 SHAPES = [(4, 3, 3, 3), (4,), (2, 5), (1,)]
@@ -115,25 +114,21 @@ ADAMW_CASES = {
 
 
 # -- PyTorch as oracle ---------------------------------------------------------------
-@pytest.mark.torch
 @pytest.mark.parametrize("kwargs", SGD_CASES.values(), ids=SGD_CASES.keys())
 def test_sgd_matches_torch(torch, rng, kwargs):
     _run_against_torch(torch, rng, SGD, torch.optim.SGD, kwargs)
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("kwargs", ADAM_CASES.values(), ids=ADAM_CASES.keys())
 def test_adam_matches_torch(torch, rng, kwargs):
     _run_against_torch(torch, rng, Adam, torch.optim.Adam, kwargs)
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("kwargs", ADAMW_CASES.values(), ids=ADAMW_CASES.keys())
 def test_adamw_matches_torch(torch, rng, kwargs):
     _run_against_torch(torch, rng, AdamW, torch.optim.AdamW, kwargs)
 
 
-@pytest.mark.torch
 def test_sgd_param_groups_match_torch(torch, rng):
     groups = [
         ([0, 2], dict(weight_decay=1e-2)),
@@ -144,7 +139,6 @@ def test_sgd_param_groups_match_torch(torch, rng):
     assert [g["momentum"] for g in opt.param_groups] == [0.9, 0.5]
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("name", ["Adam", "AdamW"])
 def test_adam_param_groups_match_torch(torch, rng, name):
     groups = [
@@ -227,7 +221,6 @@ def test_float32_params_stay_float32(rng, opt_cls, kwargs):
         assert all(v.dtype == np.float32 for v in s.values() if isinstance(v, np.ndarray))
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize(
     "ours, name, kwargs",
     [
@@ -289,7 +282,6 @@ def _compare_schedules(opt, sched, topt, tsched, steps=20):
         assert sched.last_epoch == tsched.last_epoch == k
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("step_size, gamma", [(3, 0.5), (1, 0.9), (7, 0.1)])
 def test_steplr_matches_torch(torch, step_size, gamma):
     _compare_schedules(
@@ -301,7 +293,6 @@ def test_steplr_matches_torch(torch, step_size, gamma):
     )
 
 
-@pytest.mark.torch
 @pytest.mark.parametrize("T_max, eta_min", [(7, 0.0), (5, 1e-3), (20, 0.0), (25, 0.005)])
 def test_cosine_matches_torch(torch, T_max, eta_min):
     _compare_schedules(

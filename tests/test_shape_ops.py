@@ -7,8 +7,6 @@ import pytest
 
 from ghostnp.errors import LayerTypeError, LayerValueError
 from ghostnp.functional import (
-    add_backward,
-    add_forward,
     channel_slice_backward,
     channel_slice_forward,
     concat_backward,
@@ -189,34 +187,3 @@ def test_channel_slice_bad_range(start, stop):
 def test_channel_slice_bad_rank():
     with pytest.raises(LayerValueError, match=r"channel_slice: expected a 4-D input"):
         channel_slice_forward(np.zeros((4, 2, 2)), 0, 1)
-
-
-# ----------------------------------------------------------------------------------
-# residual add
-# ----------------------------------------------------------------------------------
-
-
-def test_add(rng):
-    a, b = rng.standard_normal((2, 3, 2, 2)), rng.standard_normal((2, 3, 2, 2))
-    a0, b0 = a.copy(), b.copy()
-    y, cache = add_forward(a, b)
-    np.testing.assert_array_equal(y, a + b)
-    g = rng.standard_normal(y.shape)
-    da, db = add_backward(g, cache)
-    np.testing.assert_array_equal(da, g)
-    np.testing.assert_array_equal(db, g)
-    assert not np.shares_memory(da, g) and not np.shares_memory(db, g)
-    assert not np.shares_memory(da, db)
-    assert np.array_equal(a, a0) and np.array_equal(b, b0)
-    check_function(add_forward, add_backward, a, b).assert_ok()
-
-
-def test_add_rejects_broadcasting_and_mixed_dtypes():
-    with pytest.raises(LayerValueError) as e:
-        add_forward(np.zeros((1, 3, 2, 2)), np.zeros((1, 1, 2, 2)))
-    assert "add: expected two arrays of one shape and dtype" in str(e.value)
-    assert "(1, 3, 2, 2) (float64) and (1, 1, 2, 2) (float64)" in str(e.value)
-    with pytest.raises(LayerValueError, match="float32"):
-        add_forward(np.zeros(2), np.zeros(2, dtype=np.float32))
-    with pytest.raises(LayerTypeError, match="add: b must be float32 or float64"):
-        add_forward(np.zeros(2), np.zeros(2, dtype=bool))

@@ -10,19 +10,18 @@ import pytest
 from helpers import EPOCH_KEYS
 
 import ghostnp
-import ghostnp.train as train_mod
-from ghostnp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ghostnp.data import ArrayDataset, DataLoader, load_digits
+import ghostnp.cli.train as train_job
+from ghostnp.checkpoint import CheckpointError, flatten_state, load_checkpoint, save_checkpoint
+from ghostnp.cli.train import train_main
+from ghostnp.data import ArrayDataset, DataLoader, RandomShift, load_digits
 from ghostnp.models import GhostNet
 from ghostnp.nn.layers import CrossEntropyLoss
-from ghostnp.optim import SGD, WarmupCosine, flatten_state, param_groups_no_decay
+from ghostnp.optim import SGD, WarmupCosine, param_groups_no_decay
 from ghostnp.train import (
     History,
-    RandomShift,
     TrainingDiverged,
     evaluate,
     fit,
-    train_main,
     train_step,
 )
 
@@ -392,13 +391,13 @@ def test_ten_sgd_steps_follow_pytorch(torch):
 
 # -- the `ghostnp train` job -----------------------------------------------------------
 def test_train_main_smoke(tmp_path, monkeypatch):
-    real = train_mod.get_dataset
+    real = train_job.get_dataset
 
     def small(name, root=None, train=True, size=None):  # a slice keeps the test quick
         x, y = real(name, root, train=train, size=size)
         return (x[:160], y[:160]) if train else (x[:64], y[:64])
 
-    monkeypatch.setattr(train_mod, "get_dataset", small)
+    monkeypatch.setattr(train_job, "get_dataset", small)
     lines = []
     out = train_main(
         width=0.1, epochs=1, batch_size=32, progress=False, out=tmp_path, log=lines.append

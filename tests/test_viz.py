@@ -11,6 +11,8 @@ from matplotlib.figure import Figure
 
 from ghostnp import save_checkpoint
 from ghostnp.cli import main
+from ghostnp.cli.visualize import visualize_main
+from ghostnp.data import load_image
 from ghostnp.models import ghostnet
 from ghostnp.nn import GhostModuleV2, Sequential
 from ghostnp.nn.layers import BatchNorm2d, Conv2d, ReLU
@@ -18,7 +20,6 @@ from ghostnp.profile import memory, summary
 from ghostnp.viz import (
     confusion_matrix,
     cosine_similarity,
-    load_image,
     most_similar_pairs,
     plot_attention,
     plot_confusion,
@@ -27,7 +28,6 @@ from ghostnp.viz import (
     plot_ghost_maps,
     plot_memory,
     plot_similarity,
-    visualize_main,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

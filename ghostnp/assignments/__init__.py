@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..files import atomic_write
 from .grader import DEFAULT_TIME_LIMIT, GradeReport, run_checks
 from .hiding import HIDDEN, HiddenError
 from .source import student_version
@@ -143,18 +144,14 @@ def start(name: str, directory, solution: bool = False, force: bool = False) -> 
             "to overwrite the assignment's files in it)"
         )
     files = material_files(name)
-    directory.mkdir(parents=True, exist_ok=True)
     written = []
     for f in files:
-        target = directory / f.name
-        if f.name.endswith(".py"):
-            text = f.read_text(encoding="utf-8")
-            if not solution:
-                text = student_version(text, f.name)
-            target.write_text(text, encoding="utf-8")
-        else:
-            target.write_bytes(f.read_bytes())
-        written.append(target)
+        data = f.read_bytes()
+        if f.name.endswith(".py") and not solution:
+            data = student_version(data.decode("utf-8"), f.name).encode("utf-8")
+        written.append(
+            atomic_write(directory / f.name, lambda tmp, d=data: Path(tmp).write_bytes(d))
+        )
     from .. import __version__
 
     manifest = {
@@ -164,9 +161,10 @@ def start(name: str, directory, solution: bool = False, force: bool = False) -> 
         "version": "solution" if solution else "student",
         "ghostnp": __version__,
     }
-    target = directory / MANIFEST
-    target.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    written.append(target)
+    text = json.dumps(manifest, indent=2) + "\n"
+    written.append(
+        atomic_write(directory / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    )
     return written
 
 

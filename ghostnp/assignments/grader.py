@@ -22,7 +22,8 @@ While the checks run: the library's implementation of what the assignment asks f
 hidden (`Hiding`), the NumPy backend is selected, ghostnp's global generator is seeded
 per check and restored afterwards, the student's prints go to stderr (stdout belongs to
 the report), and each check runs under a time limit, so that an endless loop fails its
-check instead of hanging the grader.
+check instead of hanging the grader. Ctrl-C stops the grading with `ghostnp.Interrupted`
+(a KeyboardInterrupt) saying which check it stopped in.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import Interrupted
 from ..kernels import use_backend
 from ..rng import generator, manual_seed
 from .hiding import HiddenError, Hiding
@@ -326,7 +328,9 @@ def run_checks(assignment: str, checks, path, time_limit: float = DEFAULT_TIME_L
                     lambda: _import_submission(path, module_name), time_limit
                 )
             except KeyboardInterrupt:
-                raise
+                raise Interrupted(
+                    f"interrupted while importing {path.name}; nothing was scored"
+                ) from None
             except BaseException as e:
                 import_error = f"{path.name} does not import: {describe_exception(e, path)}"
             finally:
@@ -349,7 +353,10 @@ def run_checks(assignment: str, checks, path, time_limit: float = DEFAULT_TIME_L
                 except Fail as e:
                     passed, message = False, str(e)
                 except KeyboardInterrupt:
-                    raise
+                    raise Interrupted(
+                        f"interrupted in check {i + 1} of {len(checks)} ({check.name}); "
+                        "nothing was scored"
+                    ) from None
                 except BaseException as e:
                     passed, message = False, describe_exception(e, path)
                 finally:

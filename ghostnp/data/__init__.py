@@ -1,4 +1,5 @@
-"""Data: the built-in digits, MNIST / Fashion-MNIST / CIFAR-10 readers, transforms, loader.
+"""Data: the built-in digits, MNIST / Fashion-MNIST / CIFAR-10 readers, transforms, loader,
+and photos read as model input (``load_image``).
 
     from ghostnp.data import DataLoader, DigitsDataset, RandomCrop
 
@@ -17,13 +18,15 @@ from .cifar import CIFAR10_CLASSES, load_cifar10, read_cifar_batch
 from .dataset import ArrayDataset, Dataset
 from .digits import DIGITS_COUNTS, DigitsDataset, load_digits
 from .idx import load_fashion_mnist, load_mnist, read_idx
+from .image import IMAGENET_MEAN, IMAGENET_STD, load_image
 from .loader import DataLoader
-from .registry import DATASETS, get_dataset
+from .registry import DATASETS, dataset_name, get_dataset
 from .transforms import (
     Compose,
     Normalize,
     RandomCrop,
     RandomHorizontalFlip,
+    RandomShift,
     Resize,
     resize,
 )
@@ -41,12 +44,17 @@ __all__ = [
     "load_cifar10",
     "read_cifar_batch",
     "CIFAR10_CLASSES",
+    "load_image",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "get_dataset",
+    "dataset_name",
     "DATASETS",
     "Compose",
     "Normalize",
     "RandomCrop",
     "RandomHorizontalFlip",
+    "RandomShift",
     "Resize",
     "resize",
 ]

@@ -9,7 +9,7 @@ from .digits import load_digits
 from .idx import load_fashion_mnist, load_mnist
 from .transforms import resize
 
-__all__ = ["get_dataset", "DATASETS"]
+__all__ = ["get_dataset", "dataset_name", "DATASETS"]
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")
 _CHUNK = 4096  # images resized at a time, to bound the temporary memory
@@ -23,6 +23,14 @@ def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
     for i in range(0, len(images), _CHUNK):
         out[i : i + _CHUNK] = resize(images[i : i + _CHUNK], size)
     return out
+
+
+def dataset_name(name: str) -> str | None:
+    """The registry name of a data set, or None if there is none: case, "_" for "-",
+    "cifar-10" and "fashionmnist" are accepted ("CIFAR-10" -> "cifar10")."""
+    key = name.strip().lower().replace("_", "-")
+    key = {"cifar-10": "cifar10", "fashionmnist": "fashion-mnist"}.get(key, key)
+    return key if key in DATASETS else None
 
 
 def get_dataset(
@@ -44,9 +52,8 @@ def get_dataset(
     """
     if not isinstance(name, str):
         raise TypeError(f"get_dataset: name must be a string, got {name!r}")
-    key = name.strip().lower().replace("_", "-")
-    key = {"cifar-10": "cifar10", "fashionmnist": "fashion-mnist"}.get(key, key)
-    if key not in DATASETS:
+    key = dataset_name(name)
+    if key is None:
         raise ValueError(
             f"get_dataset: unknown data set {name!r}; choose one of {', '.join(DATASETS)}"
         )

@@ -1,4 +1,5 @@
-"""Image transforms on one ``(C, H, W)`` float array, and a bilinear resize in pure NumPy.
+"""Image transforms on one ``(C, H, W)`` float array, a batch augmentation, and a bilinear
+resize in pure NumPy.
 
 Every transform is a callable ``t(x, rng=None) -> y``. The random ones (``RandomCrop``,
 ``RandomHorizontalFlip``) draw from their own ``numpy.random.Generator``, made from the
@@ -9,6 +10,10 @@ a seeded transform gives the same sequence of augmentations on every run. Passin
 
 Transforms never write into their input; a transform that leaves the image unchanged
 (a flip that was not drawn, a crop of the full size) may return the input itself.
+
+``RandomShift`` works on a whole batch ``(N, C, H, W)`` at once, as the training loop
+calls it (``fit(..., augment=RandomShift(2))``): ``shift(x, rng)`` with the generator the
+loop seeds for each step.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ __all__ = [
     "RandomCrop",
     "RandomHorizontalFlip",
     "Resize",
+    "RandomShift",
 ]
 
 
@@ -244,3 +250,42 @@ class Resize:
 
     def __repr__(self) -> str:
         return f"Resize(size={self.size}, align_corners={self.align_corners})"
+
+
+class RandomShift:
+    """Batch augmentation: shift each image by up to ``pad`` pixels, optionally mirror it.
+
+    ``(N, C, H, W) -> (N, C, H, W)``. Each image is zero-padded by ``pad`` on every side
+    and an ``H x W`` window is cut at an offset ``(dy, dx)`` drawn uniformly from
+    ``0 .. 2 pad`` per image; with ``flip`` the window is also mirrored left-right with
+    probability 1/2. All images are cut by one fancy-indexing gather:
+
+        out[n, c, i, j] = padded[n, c, dy[n] + i, dx[n] + j']    j' = j, or W - 1 - j if flipped
+    """
+
+    def __init__(self, pad: int = 2, flip: bool = False):
+        if not isinstance(pad, (int, np.integer)) or isinstance(pad, bool) or pad < 0:
+            raise ValueError(f"RandomShift: pad must be an int >= 0, got {pad!r}")
+        self.pad, self.flip = int(pad), bool(flip)
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        n, c, h, w = x.shape
+        p = self.pad
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        dy = rng.integers(0, 2 * p + 1, size=n)
+        dx = rng.integers(0, 2 * p + 1, size=n)
+        rows = dy[:, None] + np.arange(h)  # (N, H)
+        cols = dx[:, None] + np.arange(w)  # (N, W)
+        if self.flip:
+            mirror = rng.random(n) < 0.5
+            cols = np.where(mirror[:, None], cols[:, ::-1], cols)
+        out = xp[
+            np.arange(n)[:, None, None, None],
+            np.arange(c)[None, :, None, None],
+            rows[:, None, :, None],
+            cols[:, None, None, :],
+        ]
+        return np.ascontiguousarray(out, dtype=x.dtype)
+
+    def __repr__(self) -> str:
+        return f"RandomShift(pad={self.pad}, flip={self.flip})"

@@ -39,8 +39,6 @@ from .pooling import (
     upsample_nearest2d_forward,
 )
 from .shape import (
-    add_backward,
-    add_forward,
     channel_slice_backward,
     channel_slice_forward,
     concat_backward,
@@ -59,8 +57,6 @@ __all__ = [
     "ResampleCache",
     "adaptive_avg_pool2d_backward",
     "adaptive_avg_pool2d_forward",
-    "add_backward",
-    "add_forward",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "batch_norm2d_backward",

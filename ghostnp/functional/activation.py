@@ -15,9 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import LayerValueError
 from ..typing import FloatArray
-from .shape import check_float
+from .shape import check_float, check_same_shape
 
 __all__ = [
     "ActivationCache",
@@ -44,10 +43,7 @@ class ActivationCache(NamedTuple):
 
 def _check_dy(op: str, dy: FloatArray, saved: FloatArray) -> None:
     check_float(op, "dy", dy)
-    if dy.shape != saved.shape:
-        raise LayerValueError(
-            op, f"expected dy of shape {tuple(saved.shape)}, got {tuple(dy.shape)}"
-        )
+    check_same_shape(op, "dy", dy, saved.shape)
 
 
 def relu_forward(x: FloatArray) -> tuple[FloatArray, ActivationCache]:

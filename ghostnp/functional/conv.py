@@ -31,8 +31,8 @@ import numpy as np
 from ..errors import LayerValueError
 from ..kernels import dispatch as kernels
 from ..kernels.geometry import ConvGeometry
-from ..typing import FloatArray
-from .shape import check_float, check_rank, check_same_dtype, pair
+from ..typing import FloatArray, IntOrPair
+from .shape import check_float, check_rank, check_same_dtype, check_same_shape, pair
 
 __all__ = [
     "Conv2dCache",
@@ -68,9 +68,6 @@ class Conv2dCache(NamedTuple):
     @property
     def out_hw(self) -> tuple[int, int]:
         return self.geom.out_hw
-
-
-IntOrPair = int | tuple[int, int]
 
 
 def conv_geometry(
@@ -176,10 +173,7 @@ def conv2d_backward(
     o, _, kh, kw = w.shape
     check_float(op, "dy", dy)
     check_same_dtype(op, dy=dy, weight=w)
-    if dy.shape != (n, o, geom.ho, geom.wo):
-        raise LayerValueError(
-            op, f"expected dy of shape {(n, o, geom.ho, geom.wo)}, got {tuple(dy.shape)}"
-        )
+    check_same_shape(op, "dy", dy, (n, o, geom.ho, geom.wo))
     dyg = dy.reshape(n, g, o // g, geom.ho * geom.wo)  # (N, G, O/G, L)
     wg = w.reshape(g, o // g, -1)  # (G, O/G, K)
     dw = kernels.conv_backward_weight(dyg, cache.cols)  # (G, O/G, K)

@@ -26,9 +26,9 @@ from typing import NamedTuple
 from ..errors import LayerValueError
 from ..kernels import dispatch as kernels
 from ..kernels.geometry import ConvGeometry
-from ..typing import FloatArray
-from .conv import IntOrPair, check_conv_arrays, conv_geometry
-from .shape import check_float, check_same_dtype
+from ..typing import FloatArray, IntOrPair
+from .conv import check_conv_arrays, conv_geometry
+from .shape import check_float, check_same_dtype, check_same_shape
 
 __all__ = ["DepthwiseCache", "depthwise_conv2d_forward", "depthwise_conv2d_backward"]
 
@@ -83,10 +83,7 @@ def depthwise_conv2d_backward(
     o, _, kh, kw = w.shape
     check_float(op, "dy", dy)
     check_same_dtype(op, dy=dy, weight=w)
-    if dy.shape != (n, o, geom.ho, geom.wo):
-        raise LayerValueError(
-            op, f"expected dy of shape {(n, o, geom.ho, geom.wo)}, got {tuple(dy.shape)}"
-        )
+    check_same_shape(op, "dy", dy, (n, o, geom.ho, geom.wo))
     dx, dw = kernels.depthwise_backward(dy, cache.x, w.reshape(o, kh, kw), geom)
     dw = dw.reshape(w.shape)  # (C*M, kh, kw) -> (C*M, 1, kh, kw)
     db = dy.sum(axis=(0, 2, 3)) if cache.has_bias else None  # (C*M,)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import LayerValueError
 from ..typing import FloatArray
-from .shape import check_float
+from .shape import check_float, check_same_shape
 
 __all__ = ["DropoutCache", "dropout_forward", "dropout_backward"]
 
@@ -49,10 +49,7 @@ def dropout_forward(
 def dropout_backward(dy: FloatArray, cache: DropoutCache) -> FloatArray:
     """dy (like x) -> dx: the same mask as the forward."""
     check_float("dropout_backward", "dy", dy)
-    if dy.shape != cache.shape:
-        raise LayerValueError(
-            "dropout_backward", f"expected dy of shape {cache.shape}, got {tuple(dy.shape)}"
-        )
+    check_same_shape("dropout_backward", "dy", dy, cache.shape)
     if cache.mask is None:
         return dy.copy()
     return dy * cache.mask

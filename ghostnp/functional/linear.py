@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from ..errors import LayerValueError
 from ..typing import FloatArray
-from .shape import check_float, check_rank, check_same_dtype
+from .shape import check_float, check_rank, check_same_dtype, check_same_shape
 
 __all__ = ["LinearCache", "linear_forward", "linear_backward"]
 
@@ -59,8 +59,7 @@ def linear_backward(
     op = "linear_backward"
     check_float(op, "dy", dy)
     expected = (cache.x.shape[0], cache.w.shape[0])
-    if dy.shape != expected:
-        raise LayerValueError(op, f"expected dy of shape {expected}, got {tuple(dy.shape)}")
+    check_same_shape(op, "dy", dy, expected)
     dx = dy @ cache.w
     dw = dy.T @ cache.x
     db = dy.sum(axis=0) if cache.has_bias else None

@@ -42,7 +42,7 @@ import numpy as np
 from ..errors import LayerValueError
 from ..kernels import dispatch as kernels
 from ..typing import FloatArray
-from .shape import check_float, check_rank, check_same_dtype
+from .shape import check_float, check_rank, check_same_dtype, check_same_shape
 
 __all__ = ["BatchNormCache", "batch_norm2d_forward", "batch_norm2d_backward"]
 
@@ -127,10 +127,7 @@ def batch_norm2d_backward(
     """Gradients: dy (N, C, H, W) -> (dx (N, C, H, W), dweight (C,) or None, dbias (C,) or None)."""
     op = "batch_norm2d_backward"
     check_float(op, "dy", dy)
-    if dy.shape != cache.xhat.shape:
-        raise LayerValueError(
-            op, f"expected dy of shape {tuple(cache.xhat.shape)}, got {tuple(dy.shape)}"
-        )
+    check_same_shape(op, "dy", dy, cache.xhat.shape)
     c = dy.shape[1]
     gamma = np.ones(c, dtype=dy.dtype) if cache.weight is None else cache.weight  # (C,)
     scale = gamma * cache.inv_std  # (C,): d y / d xhat times d xhat / d x

@@ -21,9 +21,9 @@ import numpy as np
 from ..errors import LayerValueError
 from ..kernels import dispatch as kernels
 from ..kernels.geometry import ConvGeometry
-from ..typing import FloatArray, IntArray
-from .conv import IntOrPair, conv_geometry
-from .shape import check_float, check_rank, pair
+from ..typing import FloatArray, IntArray, IntOrPair
+from .conv import conv_geometry
+from .shape import check_float, check_rank, check_same_shape, pair
 
 __all__ = [
     "PoolCache",
@@ -90,8 +90,7 @@ def _fold(cols: FloatArray, cache: PoolCache) -> FloatArray:
 
 def _check_dy(op: str, dy: FloatArray, shape: tuple[int, ...]) -> None:
     check_float(op, "dy", dy)
-    if dy.shape != tuple(shape):
-        raise LayerValueError(op, f"expected dy of shape {tuple(shape)}, got {tuple(dy.shape)}")
+    check_same_shape(op, "dy", dy, shape)
 
 
 def max_pool2d_forward(

@@ -1,5 +1,5 @@
 """Argument normalisation, output-size rules, input validation, and the shape ops
-(channel concat, channel slice, residual add) with their backward passes.
+(channel concat, channel slice) with their backward passes.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ __all__ = [
     "concat_backward",
     "channel_slice_forward",
     "channel_slice_backward",
-    "add_forward",
-    "add_backward",
 ]
 
 
@@ -77,7 +75,7 @@ def check_same_shape(op: str, name: str, a: FloatArray, shape: tuple[int, ...]) 
 
 
 # ----------------------------------------------------------------------------------
-# Channel concat, channel slice, residual add
+# Channel concat and channel slice
 # ----------------------------------------------------------------------------------
 
 
@@ -160,23 +158,3 @@ def channel_slice_backward(dy: FloatArray, cache: SliceCache) -> FloatArray:
     dx = np.zeros((n, cache.in_channels, h, wd), dtype=dy.dtype)
     dx[:, cache.start : cache.stop] = dy
     return dx
-
-
-def add_forward(a: FloatArray, b: FloatArray) -> tuple[FloatArray, None]:
-    """Residual add of two arrays of one shape (no broadcasting): returns (a + b, None)."""
-    op = "add"
-    check_float(op, "a", a)
-    check_float(op, "b", b)
-    if a.shape != b.shape or a.dtype != b.dtype:
-        raise LayerValueError(
-            op,
-            f"expected two arrays of one shape and dtype, got {tuple(a.shape)} ({a.dtype}) "
-            f"and {tuple(b.shape)} ({b.dtype})",
-        )
-    return a + b, None
-
-
-def add_backward(dy: FloatArray, cache: None = None) -> tuple[FloatArray, FloatArray]:
-    """dy -> (da, db), both like dy: each summand receives the upstream gradient unchanged
-    (copied, so that nobody aliases dy)."""
-    return dy.copy(), dy.copy()

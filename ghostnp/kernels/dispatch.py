@@ -93,7 +93,7 @@ def _backend() -> ModuleType:
     """The module of the active backend, importing the Numba one on first use."""
     name = get_backend()
     if name not in _loaded:
-        from . import numba  # noqa: PLC0415 - imported lazily on purpose
+        from . import numba  # imported lazily on purpose
 
         _loaded[name] = numba
     return _loaded[name]

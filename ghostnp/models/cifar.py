@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.inline import InlineOp
 from ..nn.layers import (
     AdaptiveAvgPool2d,
     BatchNorm2d,
@@ -40,6 +41,8 @@ __all__ = [
 
 class PadShortcut(Module):
     """Option-A shortcut: x (N, C, H, W) -> (N, C + 2p, ceil(H/2), ceil(W/2)), zeros added."""
+
+    moves_data_only = True  # a strided subsample and zero channels: no arithmetic
 
     def __init__(self, in_planes, planes, stride=2):
         super().__init__()
@@ -95,6 +98,10 @@ class BasicBlock(Module):
         for m in reversed(self._main()):
             dh = m.backward(dh)
         return dh + self.shortcut.backward(ds)  # x feeds both paths
+
+    def inline_ops(self, x_shape, y_shape, shapes):
+        """The residual add, main path + shortcut, before relu2."""
+        return [InlineOp("add", y_shape, y_shape, ("before", "relu2"))]
 
 
 class ResNetCifar(Sequential):

@@ -79,7 +79,6 @@ class GhostNet(Reparameterizable, Sequential):
             num_classes,
             in_chans,
         )
-        self.drop_rate = dropout
         stem = make_divisible(16 * width, 4)
         self.conv_stem = Conv2d(in_chans, stem, 3, 2, 1, bias=False)
         self.bn1 = BatchNorm2d(stem)

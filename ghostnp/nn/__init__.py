@@ -28,8 +28,8 @@ from .layers import (
     Sigmoid,
     Upsample,
 )
-from .module import Module, ModuleList, Parameter, Sequential
-from .record import ghost_paths, record
+from .module import Module, ModuleList, Parameter, RemovableHandle, Sequential
+from .record import Recording, ghost_paths, record
 
 __all__ = [
     "Module",
@@ -61,6 +61,8 @@ __all__ = [
     "GhostBottleneckV3",
     "ConvBnAct",
     "make_divisible",
+    "RemovableHandle",
     "record",
+    "Recording",
     "ghost_paths",
 ]

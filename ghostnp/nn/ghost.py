@@ -25,9 +25,14 @@ GhostNetV2's DFC attention, which *multiplies* the output by an upsampled gate.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Protocol
 
 from .. import functional as F
 from ..errors import LayerValueError
+from ..functional.shape import ConcatCache, SliceCache
+from ..typing import FloatArray, IntOrPair
+from .inline import InlineOp, Shape, is_empty
 from .layers import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Hardsigmoid, ReLU
 from .module import Module, Sequential
 
@@ -39,7 +44,17 @@ __all__ = [
     "SqueezeExcite",
     "GhostBottleneck",
     "ConvBnAct",
+    "Branch",
 ]
+
+
+class Branch(Protocol):
+    """What makes maps from maps and knows its backward: a module, or a sum of modules
+    (GhostNetV3's ``BranchSum``)."""
+
+    def __call__(self, x: FloatArray) -> FloatArray: ...
+
+    def backward(self, dy: FloatArray) -> FloatArray: ...
 
 
 def make_divisible(v: float, divisor: int = 4, min_value: int | None = None) -> int:
@@ -52,7 +67,9 @@ def make_divisible(v: float, divisor: int = 4, min_value: int | None = None) -> 
     return new_v
 
 
-def _multiply_backward(dy, a, b):
+def _multiply_backward(
+    dy: FloatArray, a: FloatArray, b: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """y = a * b (same shapes or b broadcast over H, W): returns (da, db) with db summed
     over the axes where b was broadcast."""
     da = dy * b
@@ -71,7 +88,19 @@ class GhostModule(Module):
     multiplier ratio-1, BN, ReLU or nothing).
     """
 
-    def __init__(self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True):
+    primary_conv: Sequential
+    cheap_operation: Sequential
+
+    def __init__(
+        self,
+        inp: int,
+        oup: int,
+        kernel_size: int = 1,
+        ratio: int = 2,
+        dw_size: int = 3,
+        stride: int = 1,
+        relu: bool = True,
+    ) -> None:
         super().__init__()
         if not isinstance(ratio, int) or ratio < 2:
             raise ValueError(f"GhostModule: ratio must be an int >= 2, got {ratio!r}")
@@ -79,9 +108,9 @@ class GhostModule(Module):
         self.init_channels = math.ceil(oup / ratio)  # intrinsic maps m
         self.new_channels = self.init_channels * (ratio - 1)  # ghost maps
         self._build(kernel_size, dw_size, stride, relu)
-        self._caches = None
+        self._caches: tuple[ConcatCache, SliceCache] | None = None
 
-    def _build(self, kernel_size, dw_size, stride, relu):
+    def _build(self, kernel_size: int, dw_size: int, stride: int, relu: bool) -> None:
         """Create the members that make the intrinsic and the ghost maps (subclasses that
         train them differently, such as GhostModuleV3, build their own)."""
         m = self.init_channels
@@ -96,15 +125,15 @@ class GhostModule(Module):
             ReLU() if relu else Sequential(),
         )
 
-    def _primary_path(self):
+    def _primary_path(self) -> Branch:
         """What makes the intrinsic maps from x: anything with ``__call__`` and ``backward``."""
         return self.primary_conv
 
-    def _cheap_path(self):
+    def _cheap_path(self) -> Branch:
         """What makes the ghost maps from the intrinsic ones (same protocol)."""
         return self.cheap_operation
 
-    def ghost_forward(self, x):
+    def ghost_forward(self, x: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """The V1 computation; returns (y, x1, x2) so that callers can show both halves."""
         x1 = self._primary_path()(x)  # intrinsic (N, m, H', W')
         x2 = self._cheap_path()(x1)  # ghost     (N, m*(ratio-1), H', W')
@@ -113,17 +142,28 @@ class GhostModule(Module):
         self._caches = (cat_cache, slice_cache)
         return y, x1, x2
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         return self.ghost_forward(x)[0]
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         cat_cache, slice_cache = self._need(self._caches)
         dcat = F.channel_slice_backward(dy, slice_cache)  # zeros for dropped channels
         dx1, dx2 = F.concat_backward(dcat, cat_cache)
         dx1 = dx1 + self._cheap_path().backward(dx2)  # x1 fans out: gradients add
         return self._primary_path().backward(dx1)
 
-    def extra_repr(self):
+    def inline_ops(
+        self, x_shape: Shape, y_shape: Shape, shapes: Mapping[str, Shape]
+    ) -> list[InlineOp]:
+        """The concat of intrinsic and ghost maps after ``cheap_operation`` (keeping the first
+        oup channels is a view): (N, oup, H', W') in, (N, m*ratio, H', W') made."""
+        if is_empty(self.cheap_operation):  # a GhostModuleV3 in train form declares its own
+            return []
+        n, _, h, w = y_shape
+        cat = (n, self.init_channels * self.ratio, h, w)
+        return [InlineOp("concat", y_shape, cat, ("after", "cheap_operation"))]
+
+    def extra_repr(self) -> str:
         return f"inp={self.inp}, oup={self.oup}, ratio={self.ratio}"
 
 
@@ -141,7 +181,7 @@ class DFCAttention(Sequential):
     returns the gate g; ``backward(dg)`` returns dx.
     """
 
-    def __init__(self, inp, oup, kernel_size=1, stride=1):
+    def __init__(self, inp: int, oup: int, kernel_size: int = 1, stride: int = 1) -> None:
         super().__init__(
             Conv2d(inp, oup, kernel_size, stride, kernel_size // 2, bias=False),
             BatchNorm2d(oup),
@@ -150,23 +190,37 @@ class DFCAttention(Sequential):
             Conv2d(oup, oup, (5, 1), 1, (2, 0), groups=oup, bias=False),
             BatchNorm2d(oup),
         )
-        self._caches = None
+        self._caches: tuple[F.PoolCache, F.ActivationCache, F.ResampleCache] | None = None
 
-    def forward(self, x, size=None):
+    def forward(self, x: FloatArray, size: IntOrPair | None = None) -> FloatArray:
         pooled, pool_cache = F.avg_pool2d_forward(x, 2, 2)
         a = super().forward(pooled)
         s, sig_cache = F.sigmoid_forward(a)
-        size = a.shape[2:] if size is None else size
-        g, up_cache = F.upsample_nearest2d_forward(s, size=tuple(size))
+        out_hw = (a.shape[2], a.shape[3]) if size is None else size
+        g, up_cache = F.upsample_nearest2d_forward(s, size=out_hw)
         self._caches = (pool_cache, sig_cache, up_cache)
         return g
 
-    def backward(self, dg):
+    def backward(self, dg: FloatArray) -> FloatArray:
         pool_cache, sig_cache, up_cache = self._need(self._caches)
         ds = F.upsample_nearest2d_backward(dg, up_cache)
         da = F.sigmoid_backward(ds, sig_cache)
         dpooled = super().backward(da)
         return F.avg_pool2d_backward(dpooled, pool_cache)
+
+    def inline_ops(
+        self, x_shape: Shape, g_shape: Shape, shapes: Mapping[str, Shape]
+    ) -> list[InlineOp]:
+        """The 2x2 average pool before the convs, then the sigmoid and the upsampling to the
+        Ghost output's size after them."""
+        n, c, h, w = x_shape
+        pooled = (n, c, h // 2, w // 2)
+        a_shape = shapes.get(list(self._modules)[-1], pooled)  # the last BN's output
+        return [
+            InlineOp("avg_pool2d", x_shape, pooled, "start"),
+            InlineOp("sigmoid", a_shape, a_shape, "end"),
+            InlineOp("upsample_nearest2d", a_shape, g_shape, "end"),
+        ]
 
 
 class GhostModuleV2(GhostModule):
@@ -180,32 +234,48 @@ class GhostModuleV2(GhostModule):
     """
 
     def __init__(
-        self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True, *, attention=True
-    ):
+        self,
+        inp: int,
+        oup: int,
+        kernel_size: int = 1,
+        ratio: int = 2,
+        dw_size: int = 3,
+        stride: int = 1,
+        relu: bool = True,
+        *,
+        attention: bool = True,
+    ) -> None:
         super().__init__(inp, oup, kernel_size, ratio, dw_size, stride, relu)
         self.short_conv = DFCAttention(inp, oup, kernel_size, stride) if attention else None
-        self._gate = None
-        self._attention = None
+        self._gate: tuple[FloatArray, FloatArray] | None = None
+        self._attention: FloatArray | None = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         y, _, _ = self.ghost_forward(x)
         if self.short_conv is None:
             return y
-        g = self.short_conv(x, size=y.shape[2:])
+        g = self.short_conv(x, size=(y.shape[2], y.shape[3]))
         self._gate = (y, g)  # for backward
         self._attention = g  # for attention_map, kept under no_grad too
         return y * g
 
-    def attention_map(self):
+    def attention_map(self) -> FloatArray | None:
         """The last gate g (N, oup, H', W') in [0, 1], for visualisation."""
         return self._attention
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         if self.short_conv is None:
             return super().backward(dy)
         y, g = self._need(self._gate)
         dghost, dg = _multiply_backward(dy, y, g)
         return super().backward(dghost) + self.short_conv.backward(dg)
+
+    def inline_ops(
+        self, x_shape: Shape, y_shape: Shape, shapes: Mapping[str, Shape]
+    ) -> list[InlineOp]:
+        """The Ghost output times the DFC gate (none without a gate), besides the concat."""
+        gate = [] if self.short_conv is None else [InlineOp("mul", y_shape, y_shape, "end")]
+        return gate + super().inline_ops(x_shape, y_shape, shapes)
 
 
 class SqueezeExcite(Module):
@@ -215,7 +285,7 @@ class SqueezeExcite(Module):
     make_divisible(C * se_ratio, 4) channels and expand brings it back to C.
     """
 
-    def __init__(self, in_chs, se_ratio=0.25, divisor=4):
+    def __init__(self, in_chs: int, se_ratio: float = 0.25, divisor: int = 4) -> None:
         super().__init__()
         reduced = make_divisible(in_chs * se_ratio, divisor)
         self.avg_pool = AdaptiveAvgPool2d(1)
@@ -223,16 +293,16 @@ class SqueezeExcite(Module):
         self.act1 = ReLU()
         self.conv_expand = Conv2d(reduced, in_chs, 1, bias=True)
         self.gate = Hardsigmoid()
-        self._saved = None
+        self._saved: tuple[FloatArray, FloatArray] | None = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         s = self.avg_pool(x)  # (N, C, 1, 1)
         s = self.conv_expand(self.act1(self.conv_reduce(s)))
         g = self.gate(s)  # (N, C, 1, 1) in [0, 1]
         self._saved = (x, g)
         return x * g
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         x, g = self._need(self._saved)
         dx, dg = _multiply_backward(dy, x, g)  # dg summed over H, W: (N, C, 1, 1)
         ds = self.conv_reduce.backward(
@@ -240,13 +310,27 @@ class SqueezeExcite(Module):
         )
         return dx + self.avg_pool.backward(ds)  # x is used twice: gradients add
 
+    def inline_ops(
+        self, x_shape: Shape, y_shape: Shape, shapes: Mapping[str, Shape]
+    ) -> list[InlineOp]:
+        """x times the (N, C, 1, 1) gate, broadcast over H and W."""
+        return [InlineOp("mul", y_shape, y_shape, "end")]
+
 
 class ConvBnAct(Sequential):
     """conv (no bias, padding k//2) -> BN -> ReLU, with the reference's member names conv,
     bn1, act1. ``groups`` as in Conv2d; ``act=False`` leaves out the ReLU (no ``act1``),
     as in GhostNetV3's re-parameterizable branches."""
 
-    def __init__(self, in_chs, out_chs, kernel_size, stride=1, groups=1, act=True):
+    def __init__(
+        self,
+        in_chs: int,
+        out_chs: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        act: bool = True,
+    ) -> None:
         super().__init__()
         self.conv = Conv2d(
             in_chs, out_chs, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
@@ -268,9 +352,19 @@ class GhostBottleneck(Module):
     ``ghost_v3.py``) replaces ``_ghost_module``, ``_build_dw`` and ``_main``.
     """
 
+    conv_dw: Conv2d | None
+    bn_dw: BatchNorm2d | None
+
     def __init__(
-        self, in_chs, mid_chs, out_chs, dw_kernel_size=3, stride=1, se_ratio=0.0, attention=False
-    ):
+        self,
+        in_chs: int,
+        mid_chs: int,
+        out_chs: int,
+        dw_kernel_size: int = 3,
+        stride: int = 1,
+        se_ratio: float = 0.0,
+        attention: bool = False,
+    ) -> None:
         super().__init__()
         self.stride = stride
         self.ghost1 = self._ghost_module(in_chs, mid_chs, relu=True, attention=attention)
@@ -288,11 +382,11 @@ class GhostBottleneck(Module):
                 BatchNorm2d(out_chs),
             )
 
-    def _ghost_module(self, inp, oup, relu, attention):
+    def _ghost_module(self, inp: int, oup: int, relu: bool, attention: bool) -> GhostModule:
         """ghost1 / ghost2 (GhostBottleneckV3 makes GhostModuleV3s instead)."""
         return GhostModuleV2(inp, oup, relu=relu) if attention else GhostModule(inp, oup, relu=relu)
 
-    def _build_dw(self, mid_chs, k, stride):
+    def _build_dw(self, mid_chs: int, k: int, stride: int) -> None:
         """The stride-2 depthwise k x k conv and its BN (None at stride 1)."""
         if stride > 1:
             self.conv_dw = Conv2d(
@@ -302,19 +396,16 @@ class GhostBottleneck(Module):
         else:
             self.conv_dw = self.bn_dw = None
 
-    def conv_bn_pairs(self):
+    def conv_bn_pairs(self) -> list[tuple[str, str]]:
         """(conv, BN) member names where the conv's output goes to that BN only: what
         ``ghostnp.nn.utils.fusion.fuse_model`` may fold (a Sequential's are found by order)."""
         return [("conv_dw", "bn_dw")] if self.bn_dw is not None else []
 
-    def _main(self):
-        return [
-            m
-            for m in (self.ghost1, self.conv_dw, self.bn_dw, self.se, self.ghost2)
-            if m is not None
-        ]
+    def _main(self) -> list[Branch]:
+        main: list[Branch | None] = [self.ghost1, self.conv_dw, self.bn_dw, self.se, self.ghost2]
+        return [m for m in main if m is not None]
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         h = x
         for m in self._main():
             h = m(h)
@@ -323,8 +414,14 @@ class GhostBottleneck(Module):
             raise LayerValueError(self.where, f"main path gives {h.shape}, shortcut {s.shape}")
         return h + s
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         dh = dy
         for m in reversed(self._main()):
             dh = m.backward(dh)
         return dh + self.shortcut.backward(dy)  # x feeds both paths: gradients add
+
+    def inline_ops(
+        self, x_shape: Shape, y_shape: Shape, shapes: Mapping[str, Shape]
+    ) -> list[InlineOp]:
+        """The residual add: main path + shortcut."""
+        return [InlineOp("add", y_shape, y_shape, "end")]

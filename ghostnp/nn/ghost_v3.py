@@ -29,12 +29,18 @@ with bias; names and state-dict keys are timm's before and after its ``convert_t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..errors import LayerStateError
-from .ghost import ConvBnAct, GhostBottleneck, GhostModuleV2
+from ..typing import FloatArray
+from .ghost import Branch, ConvBnAct, GhostBottleneck, GhostModule, GhostModuleV2
+from .inline import InlineOp, Shape, is_empty
 from .layers import BatchNorm2d, Conv2d, ReLU
-from .module import Module, ModuleList, Sequential
+from .module import Module, ModuleList, Parameter, Sequential
 from .utils.fusion import fold_bn, fuse_conv_bn_eval
 
 __all__ = [
@@ -48,6 +54,8 @@ __all__ = [
     "fold_branches",
 ]
 
+M = TypeVar("M", bound=Module)
+
 NUM_BRANCHES = 3  # parallel k x k conv -> BN branches per group (timm's num_conv_branches)
 MODES = ("original", "shortcut")
 
@@ -60,17 +68,17 @@ class BranchSum:
     ``act`` is any module, or None for none.
     """
 
-    def __init__(self, branches, act=None):
+    def __init__(self, branches: Iterable[Branch], act: Branch | None = None) -> None:
         self.branches = list(branches)
         self.act = act
 
-    def __call__(self, x):
+    def __call__(self, x: FloatArray) -> FloatArray:
         y = self.branches[0](x)
         for branch in self.branches[1:]:
             y = y + branch(x)
         return y if self.act is None else self.act(y)
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         da = dy if self.act is None else self.act.backward(dy)
         dx = self.branches[0].backward(da)
         for branch in self.branches[1:]:
@@ -81,7 +89,7 @@ class BranchSum:
 # -- folding ----------------------------------------------------------------------------
 
 
-def pad_kernel(w: np.ndarray, size) -> np.ndarray:
+def pad_kernel(w: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Zero-pad kernels (C_out, C_in/groups, kh, kw) to (C_out, C_in/groups, *size), centred.
 
     A conv with the padded kernel and padding larger by (size - k) / 2 computes exactly
@@ -94,7 +102,9 @@ def pad_kernel(w: np.ndarray, size) -> np.ndarray:
     return np.pad(w, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
 
 
-def identity_kernel(channels: int, size, dtype=np.float64) -> np.ndarray:
+def identity_kernel(
+    channels: int, size: tuple[int, int], dtype: DTypeLike = np.float64
+) -> np.ndarray:
     """The depthwise kernel (channels, 1, kh, kw) of the identity: 1 at the centre tap.
 
     With groups=channels, stride 1 and padding (kh//2, kw//2) the conv returns its input,
@@ -106,7 +116,7 @@ def identity_kernel(channels: int, size, dtype=np.float64) -> np.ndarray:
     return w
 
 
-def fold_branches(branches, skip: BatchNorm2d | None = None) -> Conv2d:
+def fold_branches(branches: Iterable[Module], skip: BatchNorm2d | None = None) -> Conv2d:
     """One Conv2d with bias computing, in eval mode, sum_i branch_i(x) (+ skip(x)).
 
     ``branches``: ConvBnAct members without activation (``conv``, ``bn1``) that read the
@@ -116,7 +126,11 @@ def fold_branches(branches, skip: BatchNorm2d | None = None) -> Conv2d:
     through a BN), allowed when the conv maps C channels to C depthwise at stride 1.
     Returns a new Conv2d in eval mode with the largest branch's geometry.
     """
-    fused = [fuse_conv_bn_eval(b.conv, b.bn1) for b in branches]
+    fused = []
+    for branch in branches:
+        if not isinstance(branch, ConvBnAct) or hasattr(branch, "act1"):
+            raise TypeError(f"fold_branches: expected conv -> BN branches, got {branch!r}")
+        fused.append(fuse_conv_bn_eval(branch.conv, branch.bn1))
     target = max(fused, key=lambda c: c.kernel_size[0] * c.kernel_size[1])
     size = target.kernel_size
     weight = np.zeros(target.weight.shape, dtype=np.float64)
@@ -133,7 +147,8 @@ def fold_branches(branches, skip: BatchNorm2d | None = None) -> Conv2d:
         if same != want or not centred:
             raise ValueError(f"fold_branches: {conv.where} does not line up with {target.where}")
         weight += pad_kernel(conv.weight.data, size)
-        bias += conv.bias.data
+        if conv.bias is not None:  # always: folding a BN gives the conv a bias
+            bias += conv.bias.data
     if skip is not None:
         depthwise = target.groups == target.in_channels == target.out_channels
         if (
@@ -147,12 +162,12 @@ def fold_branches(branches, skip: BatchNorm2d | None = None) -> Conv2d:
         w, b = fold_bn(identity_kernel(target.out_channels, size), None, skip)
         weight += w
         bias += b
+    target.bias = Parameter(bias.astype(target.weight.dtype))
     target.weight.data = weight.astype(target.weight.dtype)
-    target.bias.data = bias.astype(target.weight.dtype)
     return target
 
 
-def reparameterize(module: Module) -> Module:
+def reparameterize(module: M) -> M:
     """Switch every GhostNetV3 module inside ``module`` (itself included) to its deploy
     form, in place; returns ``module``. Modules already folded are left alone.
 
@@ -174,20 +189,21 @@ def reparameterize(module: Module) -> Module:
     return module
 
 
-class Reparameterizable:
-    """Adds ``reparameterize()`` (timm's name) and its alias ``convert_to_deploy()``."""
+class Reparameterizable(Module):
+    """Adds ``reparameterize()`` (timm's name) and its alias ``convert_to_deploy()`` to a
+    module (a mixin: the module's own class comes second)."""
 
-    def reparameterize(self):
+    def reparameterize(self: M) -> M:
         """Fold every GhostNetV3 branch group inside into one conv with bias, in place
         (eval mode only); returns self. See ``ghostnp.nn.ghost_v3.reparameterize``."""
         return reparameterize(self)
 
-    def convert_to_deploy(self):
+    def convert_to_deploy(self: M) -> M:
         """Alias of ``reparameterize()``."""
         return reparameterize(self)
 
 
-def _check_v3(where, mode, **kernels):
+def _check_v3(where: str, mode: str, **kernels: int) -> None:
     if mode not in MODES:
         raise ValueError(f"{where}: mode must be one of {MODES}, got {mode!r}")
     for name, k in kernels.items():
@@ -209,9 +225,25 @@ class GhostModuleV3(Reparameterizable, GhostModuleV2):
     must be 2: the identity branch adds the intrinsic maps to as many ghost maps.
     """
 
+    # the train form's branches (None once reparameterize() has folded them)
+    primary_rpr_conv: ModuleList
+    primary_activation: Module
+    cheap_rpr_skip: BatchNorm2d
+    cheap_rpr_conv: ModuleList
+    cheap_rpr_scale: ConvBnAct
+    cheap_activation: Module
+
     def __init__(
-        self, inp, oup, kernel_size=1, ratio=2, dw_size=3, stride=1, relu=True, mode="original"
-    ):
+        self,
+        inp: int,
+        oup: int,
+        kernel_size: int = 1,
+        ratio: int = 2,
+        dw_size: int = 3,
+        stride: int = 1,
+        relu: bool = True,
+        mode: str = "original",
+    ) -> None:
         _check_v3("GhostModuleV3", mode, dw_size=dw_size)
         if ratio != 2:
             raise ValueError(
@@ -224,7 +256,7 @@ class GhostModuleV3(Reparameterizable, GhostModuleV2):
         self.mode = mode
         self.deployed = False
 
-    def _build(self, kernel_size, dw_size, stride, relu):
+    def _build(self, kernel_size: int, dw_size: int, stride: int, relu: bool) -> None:
         m = self.init_channels
         self.primary_conv = Sequential()  # deploy-form slots, filled by reparameterize()
         self.cheap_operation = Sequential()
@@ -239,18 +271,18 @@ class GhostModuleV3(Reparameterizable, GhostModuleV2):
         self.cheap_rpr_scale = ConvBnAct(m, m, 1, 1, groups=m, act=False)
         self.cheap_activation = ReLU() if relu else Sequential()
 
-    def _primary_path(self):
+    def _primary_path(self) -> Branch:
         if self.deployed:
             return self.primary_conv
         return BranchSum(self.primary_rpr_conv, self.primary_activation)
 
-    def _cheap_path(self):
+    def _cheap_path(self) -> Branch:
         if self.deployed:
             return self.cheap_operation
         branches = [self.cheap_rpr_scale, self.cheap_rpr_skip, *self.cheap_rpr_conv]
         return BranchSum(branches, self.cheap_activation)
 
-    def _fold(self):
+    def _fold(self) -> None:
         primary = fold_branches(self.primary_rpr_conv)
         cheap = fold_branches([*self.cheap_rpr_conv, self.cheap_rpr_scale], self.cheap_rpr_skip)
         self.primary_conv = Sequential(primary, self.primary_activation).train(self.training)
@@ -266,7 +298,30 @@ class GhostModuleV3(Reparameterizable, GhostModuleV2):
             setattr(self, name, None)
         self.deployed = True
 
-    def extra_repr(self):
+    def inline_ops(
+        self, x_shape: Shape, y_shape: Shape, shapes: Mapping[str, Shape]
+    ) -> list[InlineOp]:
+        """Train form: the adds that sum the primary branches and the cheap branches, then
+        the concat (V1's concat has no cheap_operation to follow); deploy form: V1/V2's."""
+        inherited = super().inline_ops(x_shape, y_shape, shapes)
+        if self.deployed:
+            return inherited
+        n, _, h, w = y_shape
+        x1 = (n, self.init_channels, h, w)
+        x2 = (n, self.new_channels, h, w)
+        cat = (n, self.init_channels + self.new_channels, h, w)
+        cheap = "cheap_rpr_conv" if is_empty(self.cheap_activation) else "cheap_activation"
+        cheap_branches = 2 + len(self.cheap_rpr_conv)  # scale, skip and the d x d branches
+        # declared at one anchor, later entries land first: the adds come before the concat
+        own = (
+            [InlineOp("concat", y_shape, cat, ("after", cheap))]
+            + [InlineOp("add", x2, x2, ("after", "cheap_rpr_conv"))] * (cheap_branches - 1)
+            + [InlineOp("add", x1, x1, ("after", "primary_rpr_conv"))]
+            * (len(self.primary_rpr_conv) - 1)
+        )
+        return own + inherited
+
+    def extra_repr(self) -> str:
         form = "deploy" if self.deployed else "train"
         return f"{super().extra_repr()}, mode={self.mode!r}, form={form}"
 
@@ -279,9 +334,19 @@ class GhostBottleneckV3(Reparameterizable, GhostBottleneck):
     ``mode="shortcut"`` gives ghost1 DFC attention (GhostNetV3's blocks after the first two).
     """
 
+    dw_rpr_conv: ModuleList | None
+    dw_rpr_scale: ConvBnAct | None
+
     def __init__(
-        self, in_chs, mid_chs, out_chs, dw_kernel_size=3, stride=1, se_ratio=0.0, mode="original"
-    ):
+        self,
+        in_chs: int,
+        mid_chs: int,
+        out_chs: int,
+        dw_kernel_size: int = 3,
+        stride: int = 1,
+        se_ratio: float = 0.0,
+        mode: str = "original",
+    ) -> None:
         _check_v3("GhostBottleneckV3", mode, dw_kernel_size=dw_kernel_size)
         super().__init__(
             in_chs, mid_chs, out_chs, dw_kernel_size, stride, se_ratio, attention=mode == "shortcut"
@@ -289,10 +354,10 @@ class GhostBottleneckV3(Reparameterizable, GhostBottleneck):
         self.mode = mode
         self.deployed = False
 
-    def _ghost_module(self, inp, oup, relu, attention):
+    def _ghost_module(self, inp: int, oup: int, relu: bool, attention: bool) -> GhostModule:
         return GhostModuleV3(inp, oup, relu=relu, mode="shortcut" if attention else "original")
 
-    def _build_dw(self, mid_chs, k, stride):
+    def _build_dw(self, mid_chs: int, k: int, stride: int) -> None:
         self.conv_dw = self.bn_dw = None  # deploy form: conv_dw = the folded sum
         if stride > 1:
             self.dw_rpr_conv = ModuleList(
@@ -303,17 +368,30 @@ class GhostBottleneckV3(Reparameterizable, GhostBottleneck):
         else:
             self.dw_rpr_conv = self.dw_rpr_scale = None
 
-    def _main(self):
-        if self.deployed or self.dw_rpr_conv is None:
+    def _main(self) -> list[Branch]:
+        if self.deployed or self.dw_rpr_conv is None or self.dw_rpr_scale is None:
             return super()._main()
         dw = BranchSum([self.dw_rpr_scale, *self.dw_rpr_conv])
-        return [m for m in (self.ghost1, dw, self.se, self.ghost2) if m is not None]
+        main: list[Branch | None] = [self.ghost1, dw, self.se, self.ghost2]
+        return [m for m in main if m is not None]
 
-    def _fold(self):
-        if self.dw_rpr_conv is not None:
+    def _fold(self) -> None:
+        if self.dw_rpr_conv is not None and self.dw_rpr_scale is not None:
             self.conv_dw = fold_branches([*self.dw_rpr_conv, self.dw_rpr_scale])
             self.dw_rpr_conv = self.dw_rpr_scale = None
         self.deployed = True
 
-    def extra_repr(self):
+    def inline_ops(
+        self, x_shape: Shape, y_shape: Shape, shapes: Mapping[str, Shape]
+    ) -> list[InlineOp]:
+        """Train form at stride 2: the adds that sum the depthwise branches (scale and
+        k x k), besides the residual add."""
+        inherited = super().inline_ops(x_shape, y_shape, shapes)
+        if self.deployed or self.dw_rpr_conv is None:
+            return inherited
+        shape = shapes.get(f"dw_rpr_conv.{len(self.dw_rpr_conv) - 1}", y_shape)
+        adds = len(self.dw_rpr_conv)  # k x k branches + the 1x1 scale branch, summed
+        return [InlineOp("add", shape, shape, ("after", "dw_rpr_conv"))] * adds + inherited
+
+    def extra_repr(self) -> str:
         return f"mode={self.mode!r}, form={'deploy' if self.deployed else 'train'}"

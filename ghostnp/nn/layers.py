@@ -8,13 +8,17 @@ gradients into ``p.grad`` and returns the gradient for the input.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from .. import functional as F
 from ..errors import LayerValueError
-from ..functional.shape import check_float, pair
+from ..functional.shape import check_float, check_same_shape, pair
 from ..rng import generator
+from ..typing import FloatArray, IntOrPair
 from .module import Module, Parameter
 
 __all__ = [
@@ -39,11 +43,11 @@ __all__ = [
 DEFAULT_DTYPE = np.float32
 
 
-def _uniform(shape, bound, dtype):
+def _uniform(shape: tuple[int, ...], bound: float, dtype: DTypeLike) -> FloatArray:
     return generator().uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def _kaiming_uniform_a_sqrt5(shape, fan_in, dtype):
+def _kaiming_uniform_a_sqrt5(shape: tuple[int, ...], fan_in: int, dtype: DTypeLike) -> FloatArray:
     """torch's default for conv and linear weights: kaiming_uniform_(a=sqrt(5)).
 
     gain = sqrt(2 / (1 + a^2)) = sqrt(1/3), bound = gain * sqrt(3 / fan_in) = 1 / sqrt(fan_in).
@@ -51,7 +55,7 @@ def _kaiming_uniform_a_sqrt5(shape, fan_in, dtype):
     return _uniform(shape, 1.0 / math.sqrt(fan_in), dtype)
 
 
-def _positive_int(where, name, v):
+def _positive_int(where: str, name: str, v: object) -> int:
     if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
         raise ValueError(f"{where}: {name} must be a positive int, got {v!r}")
     return int(v)
@@ -66,16 +70,16 @@ class Conv2d(Module):
 
     def __init__(
         self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        bias=True,
-        dtype=DEFAULT_DTYPE,
-    ):
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        stride: IntOrPair = 1,
+        padding: IntOrPair = 0,
+        dilation: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        dtype: DTypeLike = DEFAULT_DTYPE,
+    ) -> None:
         super().__init__()
         self.in_channels = _positive_int("Conv2d", "in_channels", in_channels)
         self.out_channels = _positive_int("Conv2d", "out_channels", out_channels)
@@ -100,16 +104,17 @@ class Conv2d(Module):
         self.weight = Parameter(
             _kaiming_uniform_a_sqrt5((out_channels, in_channels // groups, kh, kw), fan_in, dtype)
         )
-        self.bias = (
+        self.bias: Parameter | None = (
             Parameter(_uniform((out_channels,), 1 / math.sqrt(fan_in), dtype)) if bias else None
         )
-        self._cache = None
+        self._cache: F.Conv2dCache | F.DepthwiseCache | None = None
 
     @property
     def depthwise(self) -> bool:
+        """Whether this is a depthwise convolution (groups == in_channels > 1)."""
         return self.groups == self.in_channels and self.groups > 1
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         b = None if self.bias is None else self.bias.data
         if self.depthwise:
             check_float("depthwise_conv2d", "x", x)
@@ -128,18 +133,18 @@ class Conv2d(Module):
             )
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         cache = self._need(self._cache)
-        if self.depthwise:
+        if isinstance(cache, F.DepthwiseCache):  # the forward ran the depthwise op
             dx, dw, db = F.depthwise_conv2d_backward(dy, cache)
-        else:
+        elif isinstance(cache, F.Conv2dCache):
             dx, dw, db = F.conv2d_backward(dy, cache)
         self.weight.accumulate(dw)
-        if self.bias is not None:
+        if self.bias is not None and db is not None:
             self.bias.accumulate(db)
         return dx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
             s += f", padding={self.padding}"
@@ -158,34 +163,34 @@ class BatchNorm2d(Module):
 
     def __init__(
         self,
-        num_features,
-        eps=1e-5,
-        momentum=0.1,
-        affine=True,
-        track_running_stats=True,
-        dtype=DEFAULT_DTYPE,
-    ):
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: DTypeLike = DEFAULT_DTYPE,
+    ) -> None:
         super().__init__()
         self.num_features = _positive_int("BatchNorm2d", "num_features", num_features)
         self.eps = float(eps)
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
+        self.weight: Parameter | None = None
+        self.bias: Parameter | None = None
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=dtype))
             self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        else:
-            self.weight = None
-            self.bias = None
+        self.running_mean: Any = None  # buffers (arrays) when track_running_stats
+        self.running_var: Any = None
+        self.num_batches_tracked: Any = None
         if track_running_stats:
             self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
             self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
             self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-        else:
-            self.running_mean = self.running_var = self.num_batches_tracked = None
-        self._cache = None
+        self._cache: F.BatchNormCache | None = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         check_float("batch_norm2d", "x", x)
         if x.ndim == 4 and x.shape[1] != self.num_features:
             raise LayerValueError(
@@ -217,66 +222,74 @@ class BatchNorm2d(Module):
         self._cache = cache
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         dx, dw, db = F.batch_norm2d_backward(dy, self._need(self._cache))
-        if self.weight is not None:
+        if self.weight is not None and dw is not None:
             self.weight.accumulate(dw)
+        if self.bias is not None and db is not None:
             self.bias.accumulate(db)
         return dx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
 
 
 class Linear(Module):
     """y = x @ weight^T + bias; weight (out_features, in_features), bias (out_features,)."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=DEFAULT_DTYPE):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: DTypeLike = DEFAULT_DTYPE,
+    ) -> None:
         super().__init__()
         self.in_features = _positive_int("Linear", "in_features", in_features)
         self.out_features = _positive_int("Linear", "out_features", out_features)
         self.weight = Parameter(
             _kaiming_uniform_a_sqrt5((out_features, in_features), in_features, dtype)
         )
-        self.bias = (
+        self.bias: Parameter | None = (
             Parameter(_uniform((out_features,), 1 / math.sqrt(in_features), dtype))
             if bias
             else None
         )
-        self._cache = None
+        self._cache: F.LinearCache | None = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         b = None if self.bias is None else self.bias.data
         y, self._cache = F.linear_forward(x, self.weight.data, b)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         dx, dw, db = F.linear_backward(dy, self._need(self._cache))
         self.weight.accumulate(dw)
-        if self.bias is not None:
+        if self.bias is not None and db is not None:
             self.bias.accumulate(db)
         return dx
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class _Elementwise(Module):
     """An activation: forward/backward from a functional pair; no parameters."""
 
-    _fwd = None
-    _bwd = None
+    # the functional pair, set by each subclass
+    _fwd: Callable[[FloatArray], tuple[FloatArray, F.ActivationCache]]
+    _bwd: Callable[[FloatArray, F.ActivationCache], FloatArray]
 
-    def __init__(self, inplace=False):
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace  # accepted for torch compatibility; ghostnp never works in place
-        self._cache = None
+        self._cache: F.ActivationCache | None = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         y, self._cache = type(self)._fwd(x)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         return type(self)._bwd(dy, self._need(self._cache))
 
 
@@ -314,40 +327,45 @@ class Sigmoid(_Elementwise):
     _fwd = staticmethod(F.sigmoid_forward)
     _bwd = staticmethod(F.sigmoid_backward)
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
 
 
 class _Pool(Module):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self._cache = None
+        self._cache: Any = None  # the functional op's cache
 
 
 class MaxPool2d(_Pool):
     """Max over kernel windows (padding never wins); ceil_mode is not supported."""
 
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        stride: IntOrPair | None = None,
+        padding: IntOrPair = 0,
+        dilation: IntOrPair = 1,
+        ceil_mode: bool = False,
+    ) -> None:
         super().__init__()
         if ceil_mode:
             raise ValueError("MaxPool2d: ceil_mode=True is not supported (floor only)")
-        self.kernel_size, self.stride, self.padding, self.dilation = (
-            kernel_size,
-            stride if stride is not None else kernel_size,
-            padding,
-            dilation,
-        )
+        self.kernel_size: IntOrPair = kernel_size
+        self.stride: IntOrPair = stride if stride is not None else kernel_size
+        self.padding: IntOrPair = padding
+        self.dilation: IntOrPair = dilation
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         y, self._cache = F.max_pool2d_forward(
             x, self.kernel_size, self.stride, self.padding, self.dilation
         )
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         return F.max_pool2d_backward(dy, self._need(self._cache))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
@@ -355,97 +373,110 @@ class AvgPool2d(_Pool):
     """Mean over kernel windows; ceil_mode is not supported."""
 
     def __init__(
-        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
-    ):
+        self,
+        kernel_size: IntOrPair,
+        stride: IntOrPair | None = None,
+        padding: IntOrPair = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
         super().__init__()
         if ceil_mode:
             raise ValueError("AvgPool2d: ceil_mode=True is not supported (floor only)")
-        self.kernel_size = kernel_size
-        self.stride = stride if stride is not None else kernel_size
-        self.padding = padding
+        self.kernel_size: IntOrPair = kernel_size
+        self.stride: IntOrPair = stride if stride is not None else kernel_size
+        self.padding: IntOrPair = padding
         self.count_include_pad = count_include_pad
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         y, self._cache = F.avg_pool2d_forward(
             x, self.kernel_size, self.stride, self.padding, self.count_include_pad
         )
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         return F.avg_pool2d_backward(dy, self._need(self._cache))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool2d(_Pool):
     """Average into an (oh, ow) grid; output_size=1 is global average pooling."""
 
-    def __init__(self, output_size):
+    def __init__(self, output_size: IntOrPair) -> None:
         super().__init__()
         self.output_size = output_size
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         y, self._cache = F.adaptive_avg_pool2d_forward(x, self.output_size)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         return F.adaptive_avg_pool2d_backward(dy, self._need(self._cache))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"output_size={self.output_size}"
 
 
 class Upsample(_Pool):
     """Nearest-neighbour resize to ``size`` or by ``scale_factor`` (mode must be 'nearest')."""
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest"):
+    def __init__(
+        self,
+        size: IntOrPair | None = None,
+        scale_factor: float | tuple[float, float] | None = None,
+        mode: str = "nearest",
+    ) -> None:
         super().__init__()
         if mode != "nearest":
             raise ValueError(f"Upsample: only mode='nearest' is supported, got {mode!r}")
         self.size, self.scale_factor, self.mode = size, scale_factor, mode
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         y, self._cache = F.upsample_nearest2d_forward(x, self.size, self.scale_factor)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         return F.upsample_nearest2d_backward(dy, self._need(self._cache))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"size={self.size}, scale_factor={self.scale_factor}, mode={self.mode!r}"
 
 
 class Dropout(Module):
     """Inverted dropout in training, identity in eval; masks come from ghostnp's generator."""
 
-    def __init__(self, p=0.5, inplace=False):
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must lie in [0, 1], got {p}")
         self.p = float(p)
-        self._cache = None
+        self._cache: F.DropoutCache | None = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         y, self._cache = F.dropout_forward(x, self.p, self.training, generator())
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         return F.dropout_backward(dy, self._need(self._cache))
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return f"p={self.p}"
 
 
 class Flatten(Module):
     """Merge dims start_dim..end_dim: (N, C, H, W) -> (N, C*H*W) by default."""
 
-    def __init__(self, start_dim=1, end_dim=-1):
+    moves_data_only = True  # a reshape: no arithmetic
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
-        self._shape = self._out_shape = None
+        self._shape: tuple[int, ...] | None = None
+        self._out_shape: tuple[int, ...] | None = None
 
-    def forward(self, x):
+    def forward(self, x: FloatArray) -> FloatArray:
         check_float("flatten", "x", x)
         self._shape = x.shape
         end = self.end_dim % x.ndim
@@ -454,29 +485,28 @@ class Flatten(Module):
         self._out_shape = y.shape
         return y
 
-    def backward(self, dy):
+    def backward(self, dy: FloatArray) -> FloatArray:
         shape = self._need(self._shape)
         check_float("flatten_backward", "dy", dy)
-        if dy.shape != self._out_shape:  # same size is not enough: (N, K) vs (K, N)
-            raise LayerValueError(
-                "flatten_backward",
-                f"expected dy of shape {self._out_shape}, got {tuple(dy.shape)}",
-            )
+        # the same size is not enough: (N, K) vs (K, N)
+        check_same_shape("flatten_backward", "dy", dy, self._need(self._out_shape))
         return dy.reshape(shape)
 
 
 class Identity(Module):
     """Returns its input; gradient passes through."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__()
-        self._shape = None
+    moves_data_only = True
 
-    def forward(self, x):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: Any) -> Any:
         self._shape = np.shape(x)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         shape = self._need(self._shape)
         if np.shape(dy) != shape:
             raise LayerValueError(
@@ -491,7 +521,7 @@ class CrossEntropyLoss(Module):
 
     check_finite_input = False  # a NaN loss is the trainer's to report, with its step
 
-    def __init__(self, label_smoothing=0.0, reduction="mean"):
+    def __init__(self, label_smoothing: float = 0.0, reduction: str = "mean") -> None:
         super().__init__()
         if reduction != "mean":
             raise ValueError(
@@ -499,11 +529,11 @@ class CrossEntropyLoss(Module):
             )
         self.label_smoothing = float(label_smoothing)
         self.reduction = reduction
-        self._cache = None
+        self._cache: F.CrossEntropyCache | None = None
 
-    def forward(self, logits, target):
+    def forward(self, logits: FloatArray, target: ArrayLike) -> float:
         loss, self._cache = F.softmax_cross_entropy_forward(logits, target, self.label_smoothing)
         return loss
 
-    def backward(self, dloss=1.0):
+    def backward(self, dloss: float = 1.0) -> FloatArray:
         return F.softmax_cross_entropy_backward(dloss, self._need(self._cache))

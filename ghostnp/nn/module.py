@@ -17,33 +17,46 @@ and a later backward says why it cannot run.
 A model with buffers (batch-norm running statistics) refuses NaN or infinite input
 in train mode at its outermost call, before any layer runs: one bad pixel would
 otherwise turn every running statistic into NaN for good.
+
+Forward hooks (``register_forward_hook``) see each output, backward hooks
+(``register_full_backward_hook``) each gradient, and ``last_cache`` shows what a
+forward kept for its backward. The bookkeeping around every call (hooks, the input
+check, error paths) lives in `ghostnp.nn._call`, a module a debugger can skip:
+``pdb.Pdb(skip=["ghostnp.nn._call"])``.
 """
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
-from ..errors import LayerError, LayerStateError, NonFiniteInputError, StateDictError
+from ..errors import LayerStateError, StateDictError
 from ..grad_mode import is_grad_enabled
+from . import _call
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "BACKWARD_STATE"]
+if TYPE_CHECKING:
+    from .inline import InlineOp
+
+__all__ = [
+    "Parameter",
+    "Module",
+    "Sequential",
+    "ModuleList",
+    "RemovableHandle",
+    "BACKWARD_STATE",
+    "read_only",
+]
 
 # attributes a forward sets only so that backward can run; not kept under no_grad
 BACKWARD_STATE = frozenset({"_cache", "_caches", "_saved", "_gate", "_shape", "_out_shape"})
 
-
-class _CallDepth(threading.local):
-    """How many module calls are running in this thread (0: the next call is outermost)."""
-
-    depth = 0
-
-
-_calls = _CallDepth()
+M = TypeVar("M", bound="Module")
+C = TypeVar("C")
+ForwardHook = Callable[["Module", tuple[Any, ...], Any], Any]
+BackwardHook = Callable[["Module", tuple[Any, ...], tuple[Any, ...]], Any]
 
 
 class Parameter:
@@ -51,17 +64,17 @@ class Parameter:
 
     __slots__ = ("data", "grad")
 
-    def __init__(self, data):
-        self.data = np.array(data, copy=True)
-        self.grad = None
+    def __init__(self, data: Any) -> None:
+        self.data: np.ndarray = np.array(data, copy=True)
+        self.grad: np.ndarray | None = None
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         """The shape of ``data``."""
         return self.data.shape
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """The dtype of ``data``."""
         return self.data.dtype
 
@@ -85,69 +98,84 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
-def _check_finite_input(module, x) -> None:
-    """Raise NonFiniteInputError (a ValueError) naming ``module`` if the float array ``x`` holds NaN or Inf.
+class RemovableHandle:
+    """What registering a hook returns: ``remove()`` unregisters it (again is harmless).
 
-    One reduction over ``x`` when it is finite (the usual case); the counts only when not.
+    Also a context manager: ``with m.register_full_backward_hook(h): ...`` removes the
+    hook on leaving the block.
     """
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "fc":
-        return
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(x.sum()):
-            return
-    finite = np.isfinite(x)
-    bad = x.size - int(np.count_nonzero(finite))
-    if bad == 0:  # the sum overflowed, the values are fine
-        return
-    nan = int(np.count_nonzero(np.isnan(x)))
-    where = f" (the first in sample {int(np.argmin(finite.reshape(len(x), -1).all(axis=1)))})"
-    raise NonFiniteInputError(
-        module.where,
-        f"the input holds {bad} non-finite value(s) of {x.size} ({nan} NaN, {bad - nan} "
-        f"infinite){where if x.ndim > 1 else ''}; in train mode they would turn its "
-        "running statistics (batch norm) into NaN for good, so nothing was run or changed",
-    )
+
+    def __init__(self, hooks: OrderedDict[object, Any], hook: Any) -> None:
+        self._hooks = hooks
+        self._key = object()
+        hooks[self._key] = hook
+
+    def remove(self) -> None:
+        """Unregister the hook."""
+        self._hooks.pop(self._key, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+
+def read_only(value: Any) -> Any:
+    """``value`` with every ndarray inside replaced by a read-only view of it.
+
+    Named tuples, tuples, lists and dicts are rebuilt around the views (lists as tuples);
+    anything else (numbers, shapes, geometry objects) is returned as it is. The arrays
+    are not copied: a view shares the memory and only refuses writes through it.
+    """
+    if isinstance(value, np.ndarray):
+        view = value.view()
+        view.flags.writeable = False
+        return view
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+        return type(value)(*(read_only(v) for v in value))
+    if isinstance(value, (tuple, list)):
+        return tuple(read_only(v) for v in value)
+    if isinstance(value, dict):
+        return {k: read_only(v) for k, v in value.items()}
+    return value
 
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _locating_backward(fn):
-    """Wrap a subclass's backward so its input errors carry the module's path."""
-
-    @functools.wraps(fn)
-    def backward(self, *args, **kwargs):
-        try:
-            return fn(self, *args, **kwargs)
-        except LayerError as e:
-            e.relocate(self.where)
-            raise
-
-    backward._ghostnp_located = True
-    return backward
-
-
 class Module:
     """Base class of layers and models: holds parameters, buffers and child modules."""
 
-    def __init__(self):
+    # set by __init__ (past __setattr__, which files values into these)
+    _parameters: OrderedDict[str, Parameter]
+    _buffers: OrderedDict[str, Any]
+    _modules: OrderedDict[str, Module]
+    _forward_hooks: OrderedDict[object, ForwardHook]
+    _backward_hooks: OrderedDict[object, BackwardHook]
+    _path: str
+    _forward_without_grad: bool
+    training: bool
+
+    def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_path", "")
         object.__setattr__(self, "_forward_without_grad", False)
         object.__setattr__(self, "training", True)
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         fn = cls.__dict__.get("backward")
         if fn is not None and not getattr(fn, "_ghostnp_located", False):
-            cls.backward = _locating_backward(fn)
+            cls.backward = _call.located_backward(fn)  # type: ignore[method-assign]
 
     # -- registration --------------------------------------------------------------
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() first")
         params, bufs, mods = self._parameters, self._buffers, self._modules
@@ -202,12 +230,12 @@ class Module:
         return f"{self._path} ({cls})" if self._path else cls
 
     # -- computation ---------------------------------------------------------------
-    def forward(self, *args, **kwargs):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Compute the output and keep what the backward pass needs. Called by
         ``module(x)``, which also runs the forward hooks."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward")
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         """Given dL/d(output) of the last forward pass, add each parameter's gradient into
         its ``grad`` and return dL/d(input)."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward")
@@ -216,35 +244,49 @@ class Module:
     # sets this to False
     check_finite_input = True
 
-    def __call__(self, *args, **kwargs):
-        if _calls.depth == 0 and self.training and self.check_finite_input and args:
-            if any(True for _ in self.named_buffers()):  # state that NaN would poison
-                _check_finite_input(self, args[0])
-        _calls.depth += 1
-        try:
-            out = self.forward(*args, **kwargs)
-        except LayerError as e:
-            e.relocate(self.where)
-            raise
-        finally:
-            _calls.depth -= 1
-        for hook in self._forward_hooks.values():
-            hook(self, args, out)
-        return out
+    # True for a leaf whose forward only selects, copies or zero-fills values (Flatten,
+    # Identity, a zero-padding shortcut): every FLOP convention counts it as 0
+    moves_data_only = False
 
-    def register_forward_hook(self, hook):
+    def inline_ops(
+        self,
+        x_shape: tuple[int, ...],
+        y_shape: tuple[int, ...],
+        shapes: Mapping[str, tuple[int, ...]],
+    ) -> list[InlineOp]:
+        """The operations this module's own ``forward`` computes between its children's
+        calls, as a list of `ghostnp.nn.inline.InlineOp` (none for most modules; a
+        composite that adds, multiplies or concatenates says so here).
+
+        ``x_shape`` and ``y_shape`` are the shapes of the module's input and output,
+        ``shapes`` maps the path of each descendant that ran, relative to this module
+        (``"cheap_operation"``, ``"dw_rpr_conv.2"``), to the shape of its output.
+        """
+        return []
+
+    # module(x): see ghostnp.nn._call, where the bookkeeping around forward lives
+    __call__ = _call.call
+
+    def register_forward_hook(self, hook: ForwardHook) -> RemovableHandle:
         """Call ``hook(module, inputs, output)`` after every forward; returns a handle with ``remove()``."""
-        key = object()
-        self._forward_hooks[key] = hook
-        hooks = self._forward_hooks
+        return RemovableHandle(self._forward_hooks, hook)
 
-        class _Handle:
-            def remove(self_inner):
-                hooks.pop(key, None)
+    def register_full_backward_hook(self, hook: BackwardHook) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` after every ``backward`` of this module.
 
-        return _Handle()
+        As in PyTorch, ``grad_output`` is a tuple holding the gradient that arrived (dL/d
+        output, the ``dy`` given to ``backward``; empty for a loss, whose backward takes no
+        gradient) and ``grad_input`` a tuple holding the gradient that leaves (dL/d input,
+        what ``backward`` returns). The hook may return None, or a tuple of one array of
+        the same shape that replaces grad_input: the later hooks and the caller then see
+        the replacement. Parameter gradients are already accumulated when the hook runs.
+        Hooks run in the order they were registered, a child's before its parent's (the
+        child's backward finishes first). Returns a handle whose ``remove()`` unregisters
+        the hook; the handle also works as a context manager.
+        """
+        return RemovableHandle(self._backward_hooks, hook)
 
-    def _need(self, cache):
+    def _need(self, cache: C | None) -> C:
         """Return ``cache`` or raise the error for backward-before-forward (or after a
         forward under `ghostnp.no_grad`, which keeps no cache)."""
         if cache is None:
@@ -256,6 +298,30 @@ class Module:
                 )
             raise LayerStateError(self.where, "backward called before forward")
         return cache
+
+    @property
+    def last_cache(self) -> Any:
+        """What the last forward pass kept for this module's backward, to look at.
+
+        Every array in it is a read-only view (writing raises ValueError), so looking
+        cannot change what ``backward`` will compute. For a layer this is the cache of
+        its functional op, e.g. a ``Conv2dCache`` (``cols``, ``w``, ``geom``) or a
+        ``BatchNormCache`` (``xhat``, ``inv_std``, ...). A module that keeps its
+        backward state in several attributes (a GhostModuleV2: the Ghost module's caches
+        and the gate) gives a dict from attribute name (without the underscore) to each.
+
+        None when nothing is kept: before the first forward, for a module whose forward
+        keeps nothing (Sequential: its children keep theirs), and after a forward under
+        `ghostnp.no_grad`, which keeps no cache at all.
+        """
+        kept = {
+            name.lstrip("_"): value
+            for name, value in vars(self).items()
+            if name in BACKWARD_STATE and value is not None
+        }
+        if not kept:
+            return None
+        return read_only(next(iter(kept.values())) if len(kept) == 1 else kept)
 
     # -- traversal -----------------------------------------------------------------
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
@@ -301,14 +367,14 @@ class Module:
         return int(sum(p.size for p in self.parameters()))
 
     # -- modes and dtype -----------------------------------------------------------
-    def train(self, mode: bool = True) -> Module:
+    def train(self: M, mode: bool = True) -> M:
         """Set training mode (batch statistics, dropout on) on this module and its
         descendants, or evaluation mode with ``mode=False``; returns self."""
         for m in self.modules():
             object.__setattr__(m, "training", bool(mode))
         return self
 
-    def eval(self) -> Module:
+    def eval(self: M) -> M:
         """Evaluation mode (running statistics, dropout off); the same as ``train(False)``."""
         return self.train(False)
 
@@ -317,7 +383,7 @@ class Module:
         for p in self.parameters():
             p.grad = None
 
-    def astype(self, dtype) -> Module:
+    def astype(self: M, dtype: Any) -> M:
         """Cast parameters, gradients and floating buffers to ``dtype`` (in place); returns self."""
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -333,7 +399,7 @@ class Module:
         return self
 
     # -- state dict ----------------------------------------------------------------
-    def state_dict(self) -> OrderedDict:
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """name -> copy of each parameter and buffer, keyed by PyTorch-style paths."""
         sd = OrderedDict()
         for path, m in self.named_modules():
@@ -343,7 +409,7 @@ class Module:
                 sd[_join(path, name)] = np.array(b, copy=True)
         return sd
 
-    def _state_slots(self):
+    def _state_slots(self) -> OrderedDict[str, tuple[Module, str, bool]]:
         """name -> (owner module, attribute, is_parameter) for every state-dict entry."""
         slots = OrderedDict()
         for path, m in self.named_modules():
@@ -353,7 +419,7 @@ class Module:
                 slots[_join(path, name)] = (m, name, False)
         return slots
 
-    def load_state_dict(self, state_dict, strict: bool = True) -> Module:
+    def load_state_dict(self: M, state_dict: Mapping[str, Any], strict: bool = True) -> M:
         """Copy arrays from ``state_dict`` into the parameters and buffers (cast to their dtype).
 
         Every problem (missing, unexpected, wrong shape, not numeric) is collected and
@@ -418,16 +484,16 @@ class Module:
 class Sequential(Module):
     """Children applied in order; backward runs them in reverse. Children are named 0, 1, ..."""
 
-    def __init__(self, *modules):
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
         super().__init__()
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
             for name, m in modules[0].items():
                 setattr(self, name, m)
         else:
-            for i, m in enumerate(modules):
-                if not isinstance(m, Module):
-                    raise TypeError(f"Sequential: item {i} is {type(m).__name__}, not a Module")
-                setattr(self, str(i), m)
+            for i, item in enumerate(modules):
+                if not isinstance(item, Module):
+                    raise TypeError(f"Sequential: item {i} is {type(item).__name__}, not a Module")
+                setattr(self, str(i), item)
 
     def append(self, module: Module) -> Sequential:
         """Add ``module`` at the end (named by its index); returns self."""
@@ -437,21 +503,25 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, idx):
+    @overload
+    def __getitem__(self, idx: int) -> Module: ...
+    @overload
+    def __getitem__(self, idx: slice) -> Sequential: ...
+    def __getitem__(self, idx: int | slice) -> Module | Sequential:
         items = list(self._modules.values())
         if isinstance(idx, slice):
             return Sequential(*items[idx])
         return items[idx]
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         for m in self._modules.values():
             x = m(x)
         return x
 
-    def backward(self, dy):
+    def backward(self, dy: Any) -> Any:
         for m in reversed(self._modules.values()):
             dy = m.backward(dy)
         return dy
@@ -460,7 +530,7 @@ class Sequential(Module):
 class ModuleList(Module):
     """A list of modules that are registered (named 0, 1, ...) but not chained."""
 
-    def __init__(self, modules=()):
+    def __init__(self, modules: Iterable[Module] = ()) -> None:
         super().__init__()
         for m in modules:
             self.append(m)
@@ -473,8 +543,8 @@ class ModuleList(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> Module:
         return list(self._modules.values())[idx]

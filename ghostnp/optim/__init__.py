@@ -7,14 +7,13 @@
     opt.zero_grad(); loss = criterion(model(x), y); model.backward(criterion.backward())
     opt.step(); sched.step()
 
-``opt.state_dict()`` is nested; ``flatten_state``/``unflatten_state`` convert it to and
-from ``{str: ndarray}`` for an ``.npz`` checkpoint.
+``opt.state_dict()`` is a nested dict; `ghostnp.checkpoint` saves it with the model.
 """
 
 from . import lr_scheduler
 from .adam import Adam, AdamW
 from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR, WarmupCosine
-from .optimizer import Optimizer, flatten_state, param_groups_no_decay, unflatten_state
+from .optimizer import Optimizer, param_groups_no_decay
 from .sgd import SGD
 
 __all__ = [
@@ -27,7 +26,5 @@ __all__ = [
     "StepLR",
     "CosineAnnealingLR",
     "WarmupCosine",
-    "flatten_state",
-    "unflatten_state",
     "param_groups_no_decay",
 ]

@@ -16,8 +16,7 @@ objects of the same shapes:
     {"state": {0: {"momentum_buffer": ndarray}, 2: {...}},      # only params with state
      "param_groups": [{"lr": 0.1, "momentum": 0.9, ..., "params": [0, 1, 2]}]}
 
-``flatten_state`` turns such a nested dict into ``{str: ndarray}`` for an ``.npz``
-file (no pickle) and ``unflatten_state`` turns it back.
+`ghostnp.checkpoint` stores such a nested dict in an ``.npz`` file.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import numpy as np
 from ..errors import StateDictError
 from ..nn.module import Parameter
 
-__all__ = ["Optimizer", "flatten_state", "unflatten_state", "param_groups_no_decay"]
+__all__ = ["Optimizer", "param_groups_no_decay"]
 
 
 class Optimizer:
@@ -319,144 +318,6 @@ def _plain(value, key=""):
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(f"state entry {key!r} holds a {type(value).__name__}, which cannot be saved")
-
-
-# -- a flat form for .npz files ----------------------------------------------------
-_TAGS = ("int", "float", "bool", "str", "none", "dict", "list")
-
-
-class _Node(dict):
-    """A container met while unflattening (kept apart from leaf values)."""
-
-
-_EMPTY_LIST = object()
-
-
-def flatten_state(state: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
-    """Flatten a nested state dict into ``{key: ndarray}``, storable by ``np.savez``.
-
-    A key is the path to a value, its parts joined by ``/``; a part is a string key
-    as it is, an int key ``k`` as ``#k``, a list position ``i`` as ``[i]``. An ndarray
-    is stored under its path unchanged. Any other value is stored as a 0-d array under
-    its path followed by a type tag, so that it comes back with its Python type:
-
-    ======================  ===================  ====================================
-    value                   key suffix           stored array
-    ======================  ===================  ====================================
-    int                     ``:int``             0-d int64
-    float                   ``:float``           0-d float64
-    bool                    ``:bool``            0-d bool
-    str                     ``:str``             0-d unicode
-    None                    ``:none``            empty float64
-    empty dict / list       ``:dict`` / ``:list``  empty float64
-    ======================  ===================  ====================================
-
-    For example ``{"state": {0: {"step": 3}}, "param_groups": [{"lr": 0.1}]}`` becomes
-    ``{"state/#0/step:int": array(3), "param_groups/[0]/lr:float": array(0.1)}``.
-    Tuples are stored as lists and NumPy scalars as Python scalars. ``prefix`` is put
-    in front of every key (e.g. ``"optimizer/"``) so several states can share one file.
-    """
-    if not isinstance(state, Mapping):
-        raise TypeError(f"flatten_state expects a dict, got {type(state).__name__}")
-    flat: dict[str, np.ndarray] = {}
-    for k, v in state.items():
-        _flatten_into(flat, prefix + _part(k), v)
-    return flat
-
-
-def _part(key) -> str:
-    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-        return f"#{int(key)}"
-    if not isinstance(key, str):
-        raise TypeError(f"flatten_state: keys must be str or int, got {key!r}")
-    if not key or "/" in key or ":" in key or key[0] in "#[":
-        raise ValueError(
-            f"flatten_state: key {key!r} cannot be flattened (empty, contains '/' or ':', "
-            "or starts with '#' or '[')"
-        )
-    return key
-
-
-def _flatten_into(flat: dict, path: str, value) -> None:
-    if isinstance(value, Mapping):
-        if not value:
-            flat[path + ":dict"] = np.zeros(0)
-        for k, v in value.items():
-            _flatten_into(flat, f"{path}/{_part(k)}", v)
-    elif isinstance(value, (list, tuple)):
-        if not value:
-            flat[path + ":list"] = np.zeros(0)
-        for i, v in enumerate(value):
-            _flatten_into(flat, f"{path}/[{i}]", v)
-    elif isinstance(value, np.ndarray):
-        if value.dtype.hasobject:
-            raise TypeError(f"flatten_state: {path} is an object array (it would need pickle)")
-        flat[path] = value.copy()
-    elif value is None:
-        flat[path + ":none"] = np.zeros(0)
-    elif isinstance(value, (bool, np.bool_)):
-        flat[path + ":bool"] = np.array(bool(value))
-    elif isinstance(value, (int, np.integer)):
-        flat[path + ":int"] = np.array(int(value), dtype=np.int64)
-    elif isinstance(value, (float, np.floating)):
-        flat[path + ":float"] = np.array(float(value), dtype=np.float64)
-    elif isinstance(value, str):
-        flat[path + ":str"] = np.array(value)
-    else:
-        raise TypeError(f"flatten_state: {path} holds a {type(value).__name__}")
-
-
-def unflatten_state(flat: Mapping, prefix: str = "") -> dict:
-    """Rebuild the nested state dict that ``flatten_state`` flattened.
-
-    ``flat`` may be the dict itself or an opened ``.npz`` file (``np.load(...,
-    allow_pickle=False)``); only keys starting with ``prefix`` are read.
-    """
-    root = _Node()
-    for key in flat:
-        if not key.startswith(prefix):
-            continue
-        path, _, tag = key[len(prefix) :].partition(":")
-        node, parts = root, path.split("/")
-        for part in parts[:-1]:
-            node = node.setdefault(part, _Node())
-            if not isinstance(node, _Node):
-                raise ValueError(f"unflatten_state: {key!r} runs through a stored value")
-        if parts[-1] in node:
-            raise ValueError(f"unflatten_state: {key!r} is stored twice")
-        node[parts[-1]] = _leaf(key, tag, np.asarray(flat[key]))
-    return _build(root, prefix or "<root>")
-
-
-def _leaf(key: str, tag: str, arr: np.ndarray):
-    if tag == "":
-        return np.array(arr, copy=True)
-    if tag not in _TAGS:
-        raise ValueError(f"unflatten_state: unknown type tag in {key!r}")
-    if tag in ("none", "dict", "list"):
-        return {"none": None, "dict": _Node(), "list": _EMPTY_LIST}[tag]
-    if arr.ndim != 0:
-        raise ValueError(f"unflatten_state: {key!r} should hold a single value, has {arr.shape}")
-    return {"int": int, "float": float, "bool": bool, "str": str}[tag](arr[()])
-
-
-def _build(node, where: str):
-    if node is _EMPTY_LIST:
-        return []
-    if not isinstance(node, _Node):
-        return node
-    kinds = {"list" if p.startswith("[") else "int" if p.startswith("#") else "str" for p in node}
-    if len(kinds) > 1:
-        raise ValueError(f"unflatten_state: {where} mixes list positions and dict keys")
-    if kinds == {"list"}:
-        pos = {int(p[1:-1]): child for p, child in node.items()}
-        if sorted(pos) != list(range(len(pos))):
-            raise ValueError(f"unflatten_state: list {where} has positions {sorted(pos)}")
-        return [_build(pos[i], f"{where}/[{i}]") for i in range(len(pos))]
-    if kinds == {"int"}:
-        items = sorted((int(p[1:]), child) for p, child in node.items())
-        return {k: _build(child, f"{where}/#{k}") for k, child in items}
-    return {p: _build(child, f"{where}/{p}") for p, child in node.items()}
 
 
 # -- weight decay only where it helps ------------------------------------------------

@@ -48,17 +48,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..models.cifar import PadShortcut
 from ..nn.layers import (
     AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
     Dropout,
-    Flatten,
     Hardsigmoid,
     Hardswish,
-    Identity,
     Linear,
     MaxPool2d,
     ReLU,
@@ -172,10 +169,13 @@ class Convention:
     notes: str = field(default="", compare=False)
 
     def rule_for(self, op: Op) -> Rule | None:
-        """The rule that counts ``op``: by inline op name, else by the first class in the
-        module's MRO that has one; None when the convention has no rule for it."""
+        """The rule that counts ``op``: by inline op name; 0 for a module that declares it
+        only moves data (``moves_data_only``); else by the first class in the module's MRO
+        that has one; None when the convention has no rule for it."""
         if op.inline:
             return self.inline.get(op.type, self.default)
+        if op.module.moves_data_only:  # declared by the module: no arithmetic
+            return _zero
         for cls in type(op.module).__mro__:
             if cls in self.modules:
                 return self.modules[cls]
@@ -187,12 +187,11 @@ class Convention:
         return None if rule is None else int(rule(op))
 
 
-# Layers that move data without arithmetic, under every convention that lists them.
+# Layers that move data without arithmetic, under every convention that lists them;
+# modules that declare ``moves_data_only`` (Flatten, Identity, the CIFAR ResNet's
+# zero-padding shortcut) count 0 under every convention.
 _COPIES: dict[type, Rule] = {
     Dropout: _zero,  # eval mode: a copy
-    Flatten: _zero,
-    Identity: _zero,
-    PadShortcut: _zero,  # strided subsample + zero channels
 }
 
 TOOL_NOTES: dict[str, str] = {

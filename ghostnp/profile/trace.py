@@ -7,25 +7,11 @@ An operation (`Op`) is either
 
 * a **leaf module** call (a module without children: Conv2d, BatchNorm2d, ReLU, ...), or
 * an **inline op**: arithmetic that a composite module writes in its own ``forward``
-  rather than in a child module, which no hook can see directly. These are recorded by
-  the composite's hook from the shapes it saw:
-
-  ==================  ================================================================
-  module              inline ops (in the order they run)
-  ==================  ================================================================
-  GhostModule         ``concat`` of intrinsic and ghost maps (then the first oup kept)
-  DFCAttention        ``avg_pool2d`` 2x2 before its convs, then ``sigmoid`` and
-                      ``upsample_nearest2d`` to the Ghost output's size
-  GhostModuleV2       ``mul``: Ghost output times the DFC gate (none without a gate)
-  GhostModuleV3       train form: ``add`` x (branches - 1) summing the primary
-                      branches, the same for the cheap branches, then the ``concat``;
-                      deploy form: nothing of its own (the GhostModule's concat)
-  SqueezeExcite       ``mul``: x times the (N, C, 1, 1) gate, broadcast over H, W
-  GhostBottleneck     ``add``: main path + shortcut
-  GhostBottleneckV3   train form at stride 2: ``add`` x (branches - 1) summing the
-                      depthwise branches (plus the GhostBottleneck's residual add)
-  BasicBlock          ``add``: main path + shortcut, before relu2
-  ==================  ================================================================
+  rather than in a child module, which no hook can see directly: the Ghost module's
+  concat, squeeze-and-excite's multiply, a bottleneck's residual add, DFC attention's
+  pooling, sigmoid and upsampling. Each composite declares these beside its forward, in
+  its ``inline_ops`` method (see `ghostnp.nn.inline`); the trace asks it after its
+  children have run and puts each op where the module says it runs.
 
 Inline ops are named ``<module path>:<op>``, e.g. ``blocks.3.0.se:mul``.
 """
@@ -33,17 +19,14 @@ Inline ops are named ``<module path>:<op>``, e.g. ``blocks.3.0.se:mul``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..models.cifar import BasicBlock
-from ..nn.ghost import DFCAttention, GhostBottleneck, GhostModule, GhostModuleV2, SqueezeExcite
-from ..nn.ghost_v3 import GhostBottleneckV3, GhostModuleV3
-from ..nn.module import Module, ModuleList, Sequential
+from ..nn.inline import is_empty
+from ..nn.module import Module
 
-__all__ = ["Op", "trace", "model_dtype", "normalize_input_shape", "INLINE_OPS"]
+__all__ = ["Op", "trace", "model_dtype", "normalize_input_shape"]
 
 
 @dataclass(frozen=True)
@@ -71,105 +54,7 @@ class Op:
     is_view: bool = False
 
 
-# -- inline ops of composite modules ---------------------------------------------------
-# Each rule gets (module, path, input shape, output shape, ops recorded so far inside
-# this module's call) and returns [(position, op name, in_shape, out_shape)], where
-# position is "start", "end", ("after", child) or ("before", child).
-
-
-def _ghost_concat(m, path, x_shape, y_shape, inner):
-    # concat([x1 (m ch), x2 (m*(ratio-1) ch)]) -> (N, m*ratio, H', W'); then [:, :oup]
-    if _is_placeholder(m.cheap_operation):  # a GhostModuleV3 in train form: see _v3_sums
-        return []
-    n, _, h, w = y_shape
-    return [(("after", "cheap_operation"), "concat", y_shape, (n, m.init_channels * m.ratio, h, w))]
-
-
-def _branch_adds(anchor, count, shape):
-    """``count`` adds of ``shape`` right after the ops of child ``anchor``."""
-    return [(("after", anchor), "add", shape, shape)] * count
-
-
-def _v3_sums(m, path, x_shape, y_shape, inner):
-    # train form: x1 = act(sum of the primary branches); x2 = act(sum of the cheap ones)
-    if m.deployed:
-        return []
-    n, _, h, w = y_shape
-    x1 = (n, m.init_channels, h, w)
-    x2 = (n, m.new_channels, h, w)
-    cat = (n, m.init_channels + m.new_channels, h, w)
-    # inserted at one anchor, later entries land first: the adds come before the concat
-    anchor = "cheap_rpr_conv" if _is_placeholder(m.cheap_activation) else "cheap_activation"
-    cheap = 2 + len(m.cheap_rpr_conv)  # scale, skip and the d x d branches
-    return (
-        [(("after", anchor), "concat", y_shape, cat)]
-        + _branch_adds("cheap_rpr_conv", cheap - 1, x2)
-        + _branch_adds("primary_rpr_conv", len(m.primary_rpr_conv) - 1, x1)
-    )
-
-
-def _v3_dw_sum(m, path, x_shape, y_shape, inner):
-    # train form at stride 2: scale + the k x k branches, summed
-    if m.deployed or m.dw_rpr_conv is None:
-        return []
-    conv = [op for op in inner if op.name.startswith(f"{path}.dw_rpr_conv.")]
-    shape = conv[-1].out_shape if conv else y_shape
-    branches = len(m.dw_rpr_conv) + 1  # the k x k branches and the 1x1 scale branch
-    return _branch_adds("dw_rpr_conv", branches - 1, shape)
-
-
-def _dfc_ops(m, path, x_shape, g_shape, inner):
-    n, c, h, w = x_shape
-    pooled = (n, c, h // 2, w // 2)
-    a_shape = inner[-1].out_shape if inner else pooled  # output of short_conv.5 (BN)
-    return [
-        ("start", "avg_pool2d", x_shape, pooled),
-        ("end", "sigmoid", a_shape, a_shape),
-        ("end", "upsample_nearest2d", a_shape, g_shape),
-    ]
-
-
-def _v2_gate_mul(m, path, x_shape, y_shape, inner):
-    return [] if m.short_conv is None else [("end", "mul", y_shape, y_shape)]
-
-
-def _se_mul(m, path, x_shape, y_shape, inner):
-    return [("end", "mul", y_shape, y_shape)]
-
-
-def _residual_add(m, path, x_shape, y_shape, inner):
-    return [("end", "add", y_shape, y_shape)]
-
-
-def _basic_block_add(m, path, x_shape, y_shape, inner):
-    return [(("before", "relu2"), "add", y_shape, y_shape)]
-
-
-INLINE_OPS: dict[type, Callable] = {
-    GhostModule: _ghost_concat,
-    DFCAttention: _dfc_ops,
-    GhostModuleV2: _v2_gate_mul,
-    GhostModuleV3: _v3_sums,
-    SqueezeExcite: _se_mul,
-    GhostBottleneck: _residual_add,
-    GhostBottleneckV3: _v3_dw_sum,
-    BasicBlock: _basic_block_add,
-}
-
-
-def _inline_rules(module):
-    """Every inline rule that applies to ``module``, walking its class hierarchy
-    (a GhostModuleV2 does the GhostModule's concat *and* its own multiply)."""
-    return [INLINE_OPS[c] for c in type(module).__mro__ if c in INLINE_OPS]
-
-
 # -- helpers ---------------------------------------------------------------------------
-
-
-def _is_placeholder(m: Module) -> bool:
-    """An empty Sequential/ModuleList: the reference code's stand-in for "no op"
-    (``relu=False`` in a Ghost module, the identity shortcut). It computes nothing."""
-    return isinstance(m, (Sequential, ModuleList)) and not m._modules
 
 
 def _own_params(m: Module) -> int:
@@ -226,34 +111,41 @@ def preserved_state(model: Module):
             model.load_state_dict(saved_state)
 
 
-def _insert_inline(ops: list[Op], path: str, module, x_shape, y_shape):
+def _insert_inline(ops: list[Op], path: str, module: Module, x_shape, y_shape, shapes: dict):
     """Record the inline ops of a composite module after its children have run."""
-    rules = _inline_rules(module)
-    if not rules:
-        return
     prefix = f"{path}." if path else ""
+    mine = {p[len(prefix) :]: s for p, s in shapes.items() if p.startswith(prefix) and p != path}
+    declared = module.inline_ops(x_shape, y_shape, mine)
+    if not declared:
+        return
     start = len(ops)  # the children's ops are the contiguous tail named path.*
     while start > 0 and ops[start - 1].name.startswith(prefix):
         start -= 1
-    inner = [op for op in ops[start:] if not op.inline]
     label = path if path else "(root)"
-    for rule in rules:
-        for position, kind, in_shape, out_shape in rule(module, path, x_shape, y_shape, inner):
-            op = Op(f"{label}:{kind}", kind, module, in_shape, out_shape, 0, inline=True)
-            at = len(ops)
-            if position == "start":
-                at = start
-            elif isinstance(position, tuple):
-                where, child = position
-                child_path = prefix + child
-                idx = [
-                    i
-                    for i in range(start, len(ops))
-                    if ops[i].name == child_path or ops[i].name.startswith(child_path + ".")
-                ]
-                if idx:
-                    at = idx[-1] + 1 if where == "after" else idx[0]
-            ops.insert(at, op)
+    for inline in declared:
+        op = Op(
+            f"{label}:{inline.kind}",
+            inline.kind,
+            module,
+            inline.in_shape,
+            inline.out_shape,
+            0,
+            inline=True,
+        )
+        at = len(ops)
+        if inline.where == "start":
+            at = start
+        elif isinstance(inline.where, tuple):
+            where, child = inline.where
+            child_path = prefix + child
+            idx = [
+                i
+                for i in range(start, len(ops))
+                if ops[i].name == child_path or ops[i].name.startswith(child_path + ".")
+            ]
+            if idx:
+                at = idx[-1] + 1 if where == "after" else idx[0]
+        ops.insert(at, op)
 
 
 def trace(model: Module, input_shape, module_shapes: dict | None = None) -> list[Op]:
@@ -266,14 +158,14 @@ def trace(model: Module, input_shape, module_shapes: dict | None = None) -> list
     ops: list[Op] = []
     seen_params: set[int] = set()
     handles = []
+    shapes: dict[str, tuple] = {} if module_shapes is None else module_shapes
 
     def hook(module, inputs, output, path):
         x = inputs[0] if inputs else None
         x_shape, y_shape = _shape(x), _shape(output)
-        if module_shapes is not None:
-            module_shapes[path] = y_shape
+        shapes[path] = y_shape
         if not module._modules:  # a leaf
-            if _is_placeholder(module):
+            if is_empty(module):
                 return
             params = 0 if id(module) in seen_params else _own_params(module)
             seen_params.add(id(module))
@@ -284,7 +176,7 @@ def trace(model: Module, input_shape, module_shapes: dict | None = None) -> list
                 Op(name, type(module).__name__, module, x_shape, y_shape, params, False, view)
             )
             return
-        _insert_inline(ops, path, module, x_shape, y_shape)
+        _insert_inline(ops, path, module, x_shape, y_shape, shapes)
         own = _own_params(module)
         if own and id(module) not in seen_params:  # parameters held by a composite itself
             seen_params.add(id(module))

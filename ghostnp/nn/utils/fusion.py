@@ -32,12 +32,16 @@ meaning. Modules with a ``reparameterize()`` method (GhostNetV3's) are folded fi
 from __future__ import annotations
 
 import copy
+from typing import TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ...errors import LayerStateError
 from ..layers import BatchNorm2d, Conv2d, Identity
 from ..module import Module, Parameter, Sequential
+
+M = TypeVar("M", bound=Module)
 
 __all__ = ["FusionModeError", "fuse_conv_bn_weights", "fuse_conv_bn_eval", "fold_bn", "fuse_model"]
 
@@ -48,7 +52,14 @@ class FusionModeError(LayerStateError, AssertionError):
 
 
 def fuse_conv_bn_weights(
-    conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b, transpose=False
+    conv_w: ArrayLike,
+    conv_b: ArrayLike | None,
+    bn_rm: ArrayLike,
+    bn_rv: ArrayLike,
+    bn_eps: float,
+    bn_w: ArrayLike | None,
+    bn_b: ArrayLike | None,
+    transpose: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The weight and bias of conv-then-BN as one conv (PyTorch's function of that name).
 
@@ -78,7 +89,9 @@ def fuse_conv_bn_weights(
     return fused_w, fused_b
 
 
-def fold_bn(conv_w, conv_b, bn: BatchNorm2d, transpose=False) -> tuple[np.ndarray, np.ndarray]:
+def fold_bn(
+    conv_w: ArrayLike, conv_b: ArrayLike | None, bn: BatchNorm2d, transpose: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """``fuse_conv_bn_weights`` with the statistics, eps and affine parameters read from
     ``bn``, which must be in eval mode (FusionModeError otherwise) and track running
     statistics. Returns (w', b') as that function does."""
@@ -104,7 +117,7 @@ def fold_bn(conv_w, conv_b, bn: BatchNorm2d, transpose=False) -> tuple[np.ndarra
     )
 
 
-def _copy_module(m: Module) -> Module:
+def _copy_module(m: M) -> M:
     """A deep copy of ``m`` without the cache of its last forward pass."""
     cache = m.__dict__.get("_cache")
     memo = {} if cache is None else {id(cache): None}
@@ -140,26 +153,29 @@ def fuse_conv_bn_eval(conv: Conv2d, bn: BatchNorm2d, transpose: bool = False) ->
     return fused
 
 
-def _conv_bn_pairs(owner: Module) -> list[tuple[str, str]]:
-    """Names (conv, bn) of ``owner``'s children where the conv feeds only that BN."""
-    if hasattr(owner, "conv_bn_pairs"):
-        pairs = owner.conv_bn_pairs()
+def _conv_bn_pairs(owner: Module) -> list[tuple[str, Conv2d, str, BatchNorm2d]]:
+    """(name, conv, name, bn) of ``owner``'s children where the conv feeds only that BN."""
+    declared = getattr(owner, "conv_bn_pairs", None)
+    if callable(declared):
+        pairs = declared()
     elif isinstance(owner, Sequential):  # a chain: each child's output feeds the next only
         names = list(owner._modules)
         pairs = list(zip(names[:-1], names[1:], strict=True))
     else:
         return []
-    mods = owner._modules
-    return [
-        (c, b)
-        for c, b in pairs
-        if isinstance(mods.get(c), Conv2d)
-        and isinstance(mods.get(b), BatchNorm2d)
-        and mods[b].num_features == mods[c].out_channels
-    ]
+    found = []
+    for c, b in pairs:
+        conv, bn = owner._modules.get(c), owner._modules.get(b)
+        if (
+            isinstance(conv, Conv2d)
+            and isinstance(bn, BatchNorm2d)
+            and bn.num_features == conv.out_channels
+        ):
+            found.append((c, conv, b, bn))
+    return found
 
 
-def fuse_model(model: Module, inplace: bool = False) -> Module:
+def fuse_model(model: M, inplace: bool = False) -> M:
     """An inference model in which every conv followed by a BN is one conv with bias.
 
     ``model`` must be in eval mode (FusionModeError otherwise, for the reason above).
@@ -180,12 +196,11 @@ def fuse_model(model: Module, inplace: bool = False) -> Module:
     if not inplace:
         model = copy.deepcopy(model)
     for m in list(model.modules()):
-        if callable(getattr(m, "reparameterize", None)):
-            m.reparameterize()
+        reparameterize = getattr(m, "reparameterize", None)
+        if callable(reparameterize):
+            reparameterize()
     for owner in list(model.modules()):
-        for conv_name, bn_name in _conv_bn_pairs(owner):
-            mods = owner._modules
-            fused = fuse_conv_bn_eval(mods[conv_name], mods[bn_name])
-            setattr(owner, conv_name, fused)
+        for conv_name, conv, bn_name, bn in _conv_bn_pairs(owner):
+            setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn))
             setattr(owner, bn_name, Identity().eval())
     return model

@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from .grader import DEFAULT_TIME_LIMIT
-
-EXIT_USAGE = 2
+from ..assignments.grader import DEFAULT_TIME_LIMIT
+from .common import EXIT_USAGE
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Add the ``assignment`` command to the CLI's subparsers; returns its parser."""
+    """Add the ``assignment`` command and its actions to the command line; returns its parser."""
     about = "graded assignments: list them, start one, grade a folder"
     p = subparsers.add_parser("assignment", help=about, description=about)
     sub = p.add_subparsers(dest="assignment_action", metavar="ACTION", help="list, start or grade")
@@ -51,7 +50,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Carry out ``ghostnp assignment ...``; returns the exit code."""
-    from . import ASSIGNMENTS, grade, start
+    from ..assignments import ASSIGNMENTS, grade, start
 
     action = getattr(args, "assignment_action", None)
     if action == "list":
