@@ -118,9 +118,11 @@ def test_run_round_alternates_and_repeats_busy_rounds(monkeypatch):
     assert calls == ["b", "a"] and r.seconds == {"a": 1.0, "b": 1.0} and r.tries == 1
     loads = iter([0.9, 0.5, 0.7])
     monkeypatch.setattr(CpuMeter, "stop", lambda self: next(loads))
-    monkeypatch.setattr("ghostnp.bench.timing.time.sleep", lambda s: None)
+    waits = []
+    monkeypatch.setattr("ghostnp.bench.timing.wait_for_quiet", lambda *a: waits.append(a) or 1.5)
     r = run_round(makers, ["a", "b"], 0.0, block_timer=lambda n, f, t, w: 1.0, max_tries=3)
     assert r.foreign == 0.5 and r.tries == 3  # all three were busy: the quietest is kept
+    assert len(waits) == 2 and r.waited == 3.0  # it waited for quiet before each repeat
 
 
 def test_timing_helpers():

@@ -3,11 +3,12 @@ and the compile cost of a first ``ghostnp train`` on an empty kernel cache.
 
 Peak memory. Each measurement runs in a new process, so that neither implementation
 inherits the other's heap. The process warms up on a small model (kernels compiled or
-loaded, thread pools started), builds GhostNet-1.0x and its input, runs one training
-step (momentum buffers now exist, as in any later step), then reads its resident set
-(``VmRSS``), resets the kernel's high-water mark (writing 5 to ``/proc/self/clear_refs``)
-and runs a second step; the figure is the high-water mark ``VmHWM`` minus that resident
-set: the memory a step needs on top of what the model holds between steps.
+loaded, thread pools started), builds GhostNet-1.0x and its input, hands the free heap
+back to the system (``malloc_trim``), reads its resident set (``VmRSS``), resets the
+kernel's high-water mark (writing 5 to ``/proc/self/clear_refs``) and runs two training
+steps; the figure is the high-water mark ``VmHWM`` minus that resident set: the memory
+training needs on top of the model and its input (activations kept for backward,
+gradients, momentum buffers, workspace, and whatever one step keeps into the next).
 ``tracemalloc`` would be unfair: it sees NumPy's allocations but not those made inside
 Numba kernels or by PyTorch. Every memory process, ghostnp's and PyTorch's alike, runs
 with ``MALLOC_MMAP_THRESHOLD_=131072``, which makes glibc give every freed block above
@@ -73,8 +74,10 @@ def _status_kib(field: str) -> int:
 
 
 def memory_child(impl: str, network: str) -> dict:
-    """In this (fresh) process: MiB of one training step above the resident set before
-    it, for ``impl`` "ghostnp" or "torch" on ``NETWORKS[network]``."""
+    """In this (fresh) process: peak MiB of two training steps above the resident set of
+    the built model and input, for ``impl`` "ghostnp" or "torch" on ``NETWORKS[network]``."""
+    import ctypes
+
     kind, batch, size = NETWORKS[network]
     if impl == "torch":
         import torch
@@ -89,20 +92,20 @@ def memory_child(impl: str, network: str) -> dict:
             return ghostnp_network(kind, b, s)
 
     build(2, 64)()  # warm-up on a small model and input
-    gc.collect()
     step = build(batch, size)
-    step()
     gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # free heap pages back to the system
     before = _status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the high-water mark VmHWM to the current resident set
+    step()
     step()
     peak = _status_kib("VmHWM")
     return {"before_mib": before / 1024, "step_mib": (peak - before) / 1024}
 
 
 def measure_memory(network: str, threads: int, repeats: int = 2) -> dict:
-    """MiB above the pre-step resident set of one training step, per implementation:
+    """Peak MiB of training steps above the resident set before them, per implementation:
     ``{"ghostnp": [...], "torch": [...]}`` from ``repeats`` fresh processes each, run in
     alternation."""
     env = child_env(threads, {"MALLOC_MMAP_THRESHOLD_": str(128 * 1024)})

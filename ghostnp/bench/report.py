@@ -101,7 +101,8 @@ def machine_line(result: BenchResult) -> str:
         load = (
             f" Other processes used a median {m['foreign_median']:.2f} cores during a round "
             f"(at most {m['foreign_max']:.2f}); {m['rounds_retried']} of {m['rounds_total']} "
-            "rounds were repeated because other processes were busy."
+            "rounds were repeated because other processes were busy, and "
+            f"{m['rounds_busy']} were kept with more than {m['busy_limit']} cores busy."
         )
     return (
         f"Run {m['date']} ({result.mode}, {m['seconds']:.0f} s): {m['platform']} ({m['cpu']}); "
@@ -188,13 +189,13 @@ def markdown(result: BenchResult, heading: str = "###") -> str:
         lines.append("")
     if result.memory:
         g, t = result.memory["ghostnp"], result.memory["torch"]
-        lines += [f"{h} Peak memory of a training step (batch 16, 224x224)", ""]
+        lines += [f"{h} Peak memory of training steps (batch 16, 224x224)", ""]
         lines += _table(
             ["", "ghostnp MiB", "PyTorch MiB", "ratio"],
             "lrrr",
             [
                 [
-                    "above the pre-step resident set",
+                    "peak above the resident set before the steps",
                     f"{_median(g):.0f}",
                     f"{_median(t):.0f}",
                     f"{_median(g) / _median(t):.2f}",

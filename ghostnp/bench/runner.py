@@ -254,11 +254,14 @@ def build_rows(mode: str, threads: int, shapes: list[ConvShape] | None = None) -
 # the run
 # ----------------------------------------------------------------------------------------
 
-MODES = {  # rounds, seconds per block, warm-up calls, tries per round
-    "tiny": (2, 0.002, 1, 1),
-    "quick": (3, 0.05, 2, 1),
-    "full": (5, 0.1, 2, 3),
+# rounds, seconds per block, warm-up calls, tries per round, seconds to wait for quiet
+# before a repeat, and for all repeats of the run together
+MODES = {
+    "tiny": (2, 0.002, 1, 1, 0.0, 0.0),
+    "quick": (3, 0.05, 2, 2, 5.0, 30.0),
+    "full": (5, 0.1, 2, 3, 30.0, 1200.0),
 }
+BUSY_LIMIT = 0.25  # cores used by other processes above which a round is repeated
 
 
 def _loadavg() -> str:
@@ -318,7 +321,7 @@ def measure(
         raise ValueError(f"benchmark mode: expected one of {sorted(MODES)}, got {mode!r}")
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
-    n_rounds, min_time, warmup, tries = MODES[mode]
+    n_rounds, min_time, warmup, tries, quiet_wait, wait_budget = MODES[mode]
     n_rounds = rounds or n_rounds
     check = (mode != "tiny" or direct_timer is not None) if check is None else check
     threads = threads or int(numba.config.NUMBA_NUM_THREADS)
@@ -339,16 +342,24 @@ def measure(
                     direct["direct"] = direct_timer or res.row.direct
                     names = [*names, "direct"]
                 order = names if (r + i) % 2 == 0 else names[::-1]
-                res.rounds.append(
-                    run_round(
-                        res.row.makers,
-                        order,
-                        min_time,
-                        warmup,
-                        max_tries=tries,
-                        block_timer=block_timer,
-                        direct=direct,
-                    )
+                waited = sum(x.waited for q in results for x in q.rounds)
+                done = run_round(
+                    res.row.makers,
+                    order,
+                    min_time,
+                    warmup,
+                    busy_limit=BUSY_LIMIT,
+                    max_tries=tries,
+                    block_timer=block_timer,
+                    direct=direct,
+                    quiet_wait=quiet_wait if waited < wait_budget else 0.0,
+                )
+                res.rounds.append(done)
+                load = "?" if done.foreign is None else f"{done.foreign:.2f}"
+                a, b = res.names[:2]
+                say(
+                    f"  {res.row.key}: {a}/{b} {done.seconds[a] / done.seconds[b]:.2f} "
+                    f"(other processes {load} cores, try {done.tries})"
                 )
     finally:
         limiter.restore_original_limits()
@@ -377,6 +388,8 @@ def measure(
         "rounds": n_rounds,
         "rounds_total": sum(len(res.rounds) for res in results),
         "rounds_retried": sum(x.tries > 1 for res in results for x in res.rounds),
+        "rounds_busy": sum(x > BUSY_LIMIT for x in loads),
+        "busy_limit": BUSY_LIMIT,
         "min_time": min_time,
         "seconds": time.perf_counter() - t0,
         "date": time.strftime("%Y-%m-%d %H:%M"),

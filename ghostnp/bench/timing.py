@@ -37,6 +37,7 @@ __all__ = [
     "spread",
     "time_block",
     "time_call",
+    "wait_for_quiet",
 ]
 
 
@@ -131,6 +132,7 @@ class Round:
     seconds: dict[str, float]
     foreign: float | None
     tries: int = 1
+    waited: float = 0.0  # seconds spent waiting for other processes to calm down
 
 
 def run_round(
@@ -142,6 +144,7 @@ def run_round(
     max_tries: int = 3,
     block_timer=None,
     direct: dict[str, Callable[[float], float]] | None = None,
+    quiet_wait: float = 10.0,
 ) -> Round:
     """Time one block of each implementation in ``order`` and return a ``Round``.
 
@@ -149,11 +152,13 @@ def run_round(
     implementation runs on memory another one warmed; ``direct[name](min_time)`` is a
     measurement that times itself and returns seconds per call (the self-check's). A
     round during which other processes used more than ``busy_limit`` cores is run again,
-    ``max_tries`` times at most (the least disturbed try is kept). ``block_timer(name,
+    ``max_tries`` times at most (the least disturbed try is kept), each time after
+    waiting (``quiet_wait`` seconds at most) for the machine to calm down. ``block_timer(name,
     fn, min_time, warmup)`` replaces the timing of a block (seconds per call), for tests.
     """
     direct = direct or {}
     best = None
+    waited = 0.0
     for attempt in range(1, max_tries + 1):
         seconds = {}
         meter = CpuMeter().start()
@@ -170,14 +175,28 @@ def run_round(
                 seconds[name] = statistics.median(time_block(fn, min_time, warmup))
             del fn
         foreign = meter.stop()
-        r = Round(seconds, foreign, attempt)
+        r = Round(seconds, foreign, attempt, waited)
         if best is None or (foreign or 0.0) < (best.foreign or 0.0):
             best = r
         if foreign is None or foreign <= busy_limit:
             return r
-        time.sleep(0.5 * attempt)  # let the other job's burst pass
-    best.tries = max_tries
+        if attempt < max_tries:
+            waited += wait_for_quiet(busy_limit, quiet_wait)
+    best.tries, best.waited = max_tries, waited
     return best
+
+
+def wait_for_quiet(limit: float, max_wait: float, window: float = 0.5) -> float:
+    """Sleep until other processes used at most ``limit`` cores over a ``window`` of
+    seconds, or ``max_wait`` seconds have passed. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait:
+        meter = CpuMeter().start()
+        time.sleep(window)
+        load = meter.stop()
+        if load is None or load <= limit:
+            break
+    return time.perf_counter() - t0
 
 
 @dataclass(frozen=True)
