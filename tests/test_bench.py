@@ -68,6 +68,8 @@ def test_self_check_passes_on_agreeing_fake_times(torch):
     assert res.check is not None and res.check.ok
     assert len(res.check.rows) == 3  # one depthwise, one 1x1, one dense layer
     assert "Passed." in markdown(res)
+    res.machine["foreign_median"] = 1.5  # as if other processes had been busy
+    assert "**Warning: other processes used a median 1.50 cores" in markdown(res)
 
 
 def test_self_check_refuses_on_disagreeing_fake_times(torch):

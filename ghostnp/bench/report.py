@@ -26,6 +26,13 @@ HEADLINE = [
 ]
 
 
+NETWORK_NOTE = (
+    "`train`: forward, cross-entropy, backward and an SGD step with momentum; "
+    "`infer`: eval mode, ghostnp under `ghostnp.no_grad()`, PyTorch under "
+    "`torch.inference_mode()`."
+)
+
+
 def _ms(seconds: float) -> str:
     ms = seconds * 1e3
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
@@ -136,6 +143,15 @@ def markdown(result: BenchResult, heading: str = "###") -> str:
     whole network, col2im, memory and compile tables."""
     h = heading
     lines = [machine_line(result), ""]
+    m = result.machine
+    if m["foreign_median"] is not None and m["foreign_median"] > m["busy_limit"]:
+        lines += [
+            f"**Warning: other processes used a median {m['foreign_median']:.2f} cores during "
+            "the rounds.** On a busy machine PyTorch's OpenMP threads wait for each other at "
+            "every barrier, and its times grow far more than ghostnp's: these ratios favour "
+            "ghostnp. Rerun on a quiet machine.",
+            "",
+        ]
     if result.check is not None:
         lines += [
             f"{h} Self-check: PyTorch timed by the harness and by torch.utils.benchmark",
@@ -154,39 +170,36 @@ def markdown(result: BenchResult, heading: str = "###") -> str:
         )
         lines.append("")
     layers = [r for r in result.rows if r.row.group == "layers"]
-    if layers:
-        n = layers[0].row.shape.n if layers[0].row.shape else "?"
-        lines += [f"{h} Convolutions, forward + backward, float32, batch {n}", ""]
-        lines += _table(
-            ["layer", "in GhostNet", "ghostnp ms", "PyTorch ms", "ratio", "range"],
-            "lrrrrr",
-            _pair_rows(layers, with_count=True),
-        )
-        lines.append("")
-    nets = [r for r in result.rows if r.row.group == "network"]
-    if nets:
-        lines += [f"{h} GhostNet-1.0x, whole network", ""]
-        lines += _table(
-            ["workload", "ghostnp ms", "PyTorch ms", "ratio", "range"],
-            "lrrrr",
-            _pair_rows(nets, with_count=False),
-        )
-        lines += [
+    batch = layers[0].row.shape.n if layers and layers[0].row.shape else "?"
+    for group, title, first, names, note in (
+        (
+            "layers",
+            f"Convolutions, forward + backward, float32, batch {batch}",
+            ["layer", "in GhostNet"],
+            ["ghostnp ms", "PyTorch ms"],
             "",
-            "`train`: forward, cross-entropy, backward and an SGD step with momentum; "
-            "`infer`: eval mode, ghostnp under `ghostnp.no_grad()`, PyTorch under "
-            "`torch.inference_mode()`.",
+        ),
+        (
+            "network",
+            "GhostNet-1.0x, whole network",
+            ["workload"],
+            ["ghostnp ms", "PyTorch ms"],
+            NETWORK_NOTE,
+        ),
+        (
+            "col2im",
+            "col2im: the NumPy reference against np.add.at",
+            ["columns of"],
+            ["reference ms", "np.add.at ms"],
             "",
-        ]
-    c2 = [r for r in result.rows if r.row.group == "col2im"]
-    if c2:
-        lines += [f"{h} col2im: the NumPy reference against np.add.at", ""]
-        lines += _table(
-            ["columns of", "reference ms", "np.add.at ms", "ratio", "range"],
-            "lrrrr",
-            _pair_rows(c2, with_count=False),
-        )
-        lines.append("")
+        ),
+    ):
+        rows = [r for r in result.rows if r.row.group == group]
+        if rows:
+            header = [*first, *names, "ratio", "range"]
+            lines += [f"{h} {title}", ""]
+            lines += _table(header, "l" + "r" * (len(header) - 1), _pair_rows(rows, len(first) > 1))
+            lines += ["", note, ""] if note else [""]
     if result.memory:
         g, t = result.memory["ghostnp"], result.memory["torch"]
         lines += [f"{h} Peak memory of training steps (batch 16, 224x224)", ""]
