@@ -4,6 +4,8 @@
     python benchmarks/run.py --full               # everything, tables printed
     python benchmarks/run.py --full --write-docs  # and rewrite docs/benchmarks.md, its
                                                   # chart and the README's speed table
+    python benchmarks/run.py --full --wait-quiet 30   # first wait up to 30 min for the
+                                                  # other jobs on a shared machine to pause
 
 The measuring is ``ghostnp.bench`` (also behind ``ghostnp bench``). With --write-docs the
 page is ``benchmarks/page_template.md`` with this run's tables filled in, the chart is
@@ -20,6 +22,8 @@ from pathlib import Path
 
 from ghostnp.bench import SelfCheckError, measure
 from ghostnp.bench.report import markdown, plot, readme_table, replace_section
+from ghostnp.bench.runner import BUSY_LIMIT
+from ghostnp.bench.timing import wait_for_quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).resolve().parent / "page_template.md"
@@ -48,9 +52,20 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="every GhostNet layer, memory, compile")
     p.add_argument("--write-docs", action="store_true", help="rewrite the page, chart, README")
     p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 3 / 5)")
+    p.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="first wait (at most this long) until other processes leave the cores free",
+    )
     args = p.parse_args(argv)
     if args.write_docs and not args.full:
         p.error("--write-docs needs --full: the page shows the full run")
+    if args.wait_quiet > 0:
+        print("[bench] waiting for a quiet machine", file=sys.stderr, flush=True)
+        waited = wait_for_quiet(BUSY_LIMIT, 60 * args.wait_quiet, window=5.0)
+        print(f"[bench] waited {waited:.0f} s", file=sys.stderr, flush=True)
     try:
         result = measure(
             "full" if args.full else "quick",
