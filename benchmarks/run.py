@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="every GhostNet layer, memory, compile")
     p.add_argument("--write-docs", action="store_true", help="rewrite the page, chart, README")
     p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 3 / 5)")
+    p.add_argument("--threads", type=int, default=None, help="threads each (default: Numba's)")
     p.add_argument(
         "--wait-quiet",
         type=float,
@@ -70,6 +71,7 @@ def main(argv=None) -> int:
         result = measure(
             "full" if args.full else "quick",
             rounds=args.rounds,
+            threads=args.threads,
             progress=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True),
         )
     except SelfCheckError as e:
