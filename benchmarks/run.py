@@ -54,6 +54,13 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 3 / 5)")
     p.add_argument("--threads", type=int, default=None, help="threads each (default: Numba's)")
     p.add_argument(
+        "--wait-budget",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="how long the run may wait in all for busy rounds to calm down (full: 20)",
+    )
+    p.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -72,6 +79,7 @@ def main(argv=None) -> int:
             "full" if args.full else "quick",
             rounds=args.rounds,
             threads=args.threads,
+            wait_budget=None if args.wait_budget is None else 60 * args.wait_budget,
             progress=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True),
         )
     except SelfCheckError as e:

@@ -302,6 +302,7 @@ def measure(
     block_timer=None,
     direct_timer=None,
     progress=None,
+    wait_budget: float | None = None,
 ) -> BenchResult:
     """Run the benchmark and return a ``BenchResult`` (raises ``SelfCheckError`` when
     ``check`` and the self-check fails).
@@ -312,7 +313,8 @@ def measure(
     ``threads`` defaults to Numba's thread count. ``check`` (default: except in "tiny"
     mode, whose microsecond layers say nothing about the harness) runs the self-check.
     ``block_timer`` and ``direct_timer`` replace the timing of a block and of the direct
-    PyTorch measurement (tests).
+    PyTorch measurement (tests). ``wait_budget`` caps the seconds the whole run may spend
+    waiting for other processes to calm down (default: 30 s quick, 20 min full).
     """
     import numba
     import torch
@@ -321,7 +323,8 @@ def measure(
         raise ValueError(f"benchmark mode: expected one of {sorted(MODES)}, got {mode!r}")
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
-    n_rounds, min_time, warmup, tries, quiet_wait, wait_budget = MODES[mode]
+    n_rounds, min_time, warmup, tries, quiet_wait, budget = MODES[mode]
+    wait_budget = budget if wait_budget is None else wait_budget
     n_rounds = rounds or n_rounds
     check = (mode != "tiny" or direct_timer is not None) if check is None else check
     threads = threads or int(numba.config.NUMBA_NUM_THREADS)
