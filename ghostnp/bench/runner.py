@@ -345,17 +345,18 @@ def measure(
                     direct["direct"] = direct_timer or res.row.direct
                     names = [*names, "direct"]
                 order = names if (r + i) % 2 == 0 else names[::-1]
-                waited = sum(x.waited for q in results for x in q.rounds)
+                # once the run has waited its budget, a busy round is kept as it is
+                patient = sum(x.waited for q in results for x in q.rounds) < wait_budget
                 done = run_round(
                     res.row.makers,
                     order,
                     min_time,
                     warmup,
                     busy_limit=BUSY_LIMIT,
-                    max_tries=tries,
+                    max_tries=tries if patient else 1,
                     block_timer=block_timer,
                     direct=direct,
-                    quiet_wait=quiet_wait if waited < wait_budget else 0.0,
+                    quiet_wait=quiet_wait,
                 )
                 res.rounds.append(done)
                 load = "?" if done.foreign is None else f"{done.foreign:.2f}"
