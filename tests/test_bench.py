@@ -189,6 +189,7 @@ def test_readme_table_and_sections(torch):
     res = measure("tiny", rounds=1, block_timer=_fake_block(0.5))
     assert headline_rows(res) == []  # tiny layers are none of the headline rows
     assert readme_table(res).startswith("|  | ghostnp / PyTorch | range | target |")
+    assert "thread" in readme_table(res).splitlines()[-1]
     text = "a\n<!-- s -->\nold\n<!-- e -->\nb\n"
     assert replace_section(text, "new", "<!-- s -->", "<!-- e -->") == (
         "a\n<!-- s -->\nnew\n<!-- e -->\nb\n"

@@ -26,11 +26,32 @@ HEADLINE = [
 ]
 
 
-NETWORK_NOTE = (
-    "`train`: forward, cross-entropy, backward and an SGD step with momentum; "
-    "`infer`: eval mode, ghostnp under `ghostnp.no_grad()`, PyTorch under "
-    "`torch.inference_mode()`."
+def network_note() -> str:
+    """What the whole-network workloads run (says whether ``ghostnp.no_grad`` exists)."""
+    import ghostnp
+
+    if hasattr(ghostnp, "no_grad"):
+        how = "ghostnp under `ghostnp.no_grad()`"
+    else:
+        how = "ghostnp without `ghostnp.no_grad()` (this version has none: caches are kept)"
+    return (
+        "`train`: forward, cross-entropy, backward and an SGD step with momentum; "
+        f"`infer`: eval mode, {how}, PyTorch under `torch.inference_mode()`."
+    )
+
+
+BUSY_WARNING = (
+    "**Warning: other processes used a median {load:.2f} cores during the rounds.** The "
+    "blocks of a round then get different shares of the cores, and the ratios scatter "
+    "(see the range column); with more than one thread, PyTorch's OpenMP threads also "
+    "wait for each other at every barrier while a core is taken, which favours ghostnp. "
+    "Rerun on a quiet machine."
 )
+
+
+def _busy(result: BenchResult) -> bool:
+    m = result.machine
+    return m["foreign_median"] is not None and m["foreign_median"] > m["busy_limit"]
 
 
 def _ms(seconds: float) -> str:
@@ -99,7 +120,7 @@ def machine_line(result: BenchResult) -> str:
     th = m["threads"]
     same = len({th["numba"], th["torch"], th["openblas"]}) == 1
     threads = (
-        f"{th['numba']} threads each for Numba, OpenBLAS and PyTorch"
+        f"{th['numba']} thread{'' if th['numba'] == 1 else 's'} each for Numba, OpenBLAS and PyTorch"
         if same
         else f"threads: Numba {th['numba']}, OpenBLAS {th['openblas']}, PyTorch {th['torch']}"
     )
@@ -143,15 +164,8 @@ def markdown(result: BenchResult, heading: str = "###") -> str:
     whole network, col2im, memory and compile tables."""
     h = heading
     lines = [machine_line(result), ""]
-    m = result.machine
-    if m["foreign_median"] is not None and m["foreign_median"] > m["busy_limit"]:
-        lines += [
-            f"**Warning: other processes used a median {m['foreign_median']:.2f} cores during "
-            "the rounds.** On a busy machine PyTorch's OpenMP threads wait for each other at "
-            "every barrier, and its times grow far more than ghostnp's: these ratios favour "
-            "ghostnp. Rerun on a quiet machine.",
-            "",
-        ]
+    if _busy(result):
+        lines += [BUSY_WARNING.format(load=result.machine["foreign_median"]), ""]
     if result.check is not None:
         lines += [
             f"{h} Self-check: PyTorch timed by the harness and by torch.utils.benchmark",
@@ -184,7 +198,7 @@ def markdown(result: BenchResult, heading: str = "###") -> str:
             "GhostNet-1.0x, whole network",
             ["workload"],
             ["ghostnp ms", "PyTorch ms"],
-            NETWORK_NOTE,
+            network_note(),
         ),
         (
             "col2im",
@@ -240,9 +254,19 @@ def markdown(result: BenchResult, heading: str = "###") -> str:
 
 
 def readme_table(result: BenchResult) -> str:
-    """The README's speed table: the headline rows, ratio and range only."""
+    """The README's speed table: the headline rows, ratio and range only, and a line
+    with the run's date, thread count and load."""
     rows = [[w, r, g, t] for w, r, g, t in headline_rows(result)]
-    return "\n".join(_table(["", "ghostnp / PyTorch", "range", "target"], "lrrr", rows)) + "\n"
+    m = result.machine
+    n = m["threads"]["numba"]
+    caption = f"Run {m['date']}, {n} thread{'' if n == 1 else 's'} each."
+    if _busy(result):
+        caption += (
+            f" Other processes used a median {m['foreign_median']:.2f} cores meanwhile: "
+            "the ratios scatter widely (see the ranges); rerun on a quiet machine."
+        )
+    table = _table(["", "ghostnp / PyTorch", "range", "target"], "lrrr", rows)
+    return "\n".join([*table, "", caption]) + "\n"
 
 
 def replace_section(text: str, new: str, start: str, end: str) -> str:
