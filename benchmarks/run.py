@@ -1,154 +1,94 @@
-"""Benchmark ghostnp against PyTorch CPU and write docs/benchmarks.md.
+"""Benchmark ghostnp against PyTorch on the CPU; optionally rewrite the benchmarks page.
 
-    python benchmarks/run.py            # full: every GhostNet layer, network, memory, compile
-    python benchmarks/run.py --quick    # a few representative layers, under a minute
+    python benchmarks/run.py                      # quick run, tables printed (about a minute)
+    python benchmarks/run.py --full               # everything, tables printed
+    python benchmarks/run.py --full --write-docs  # and rewrite docs/benchmarks.md, its
+                                                  # chart and the README's speed table
+    python benchmarks/run.py --full --wait-quiet 30   # first wait up to 30 min for the
+                                                  # other jobs on a shared machine to pause
 
-The measuring code is ``ghostnp.bench`` (also behind ``ghostnp bench``); this script adds
-the file around the tables. Time it on an otherwise idle machine: with other jobs
-running, every multi-threaded implementation slows down erratically (threads that wait
-at a barrier for a preempted partner), and the ratios stop meaning anything. The full
-run takes about ten minutes on two cores.
+The measuring is ``ghostnp.bench`` (also behind ``ghostnp bench``). With --write-docs the
+page is ``benchmarks/page_template.md`` with this run's tables filled in, the chart is
+docs/img/benchmarks.png, and the README's table between the markers
+``<!-- bench:start -->`` and ``<!-- bench:end -->`` is replaced: all three always come
+from one run. When the self-check fails, nothing is written and the exit code is 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from ghostnp.bench import run_bench
+from ghostnp.bench import SelfCheckError, measure
+from ghostnp.bench.report import markdown, plot, readme_table, replace_section
+from ghostnp.bench.runner import BUSY_LIMIT
+from ghostnp.bench.timing import wait_for_quiet
 
 ROOT = Path(__file__).resolve().parent.parent
-
-PREAMBLE = """# Benchmarks
-
-ghostnp (its Numba kernels, and its NumPy reference kernels) against PyTorch on the CPU,
-measured in one run of `python benchmarks/run.py --full` with the same number of threads
-for all three. Times are medians in milliseconds; a ratio below 1 means ghostnp is faster.
-How it is measured, and why each implementation runs in its own worker processes, is
-described in `ghostnp/bench.py`; `ghostnp bench` prints the quick version of these tables.
-
-Read single rows with care: one layer's time moves by 10-20% from run to run on a shared
-machine. The 1x1 rows show the size of it, since their `numba` and `numpy ref` columns
-run the same code (a 1x1 convolution is a plain matrix product on either backend).
-
-"""
+TEMPLATE = Path(__file__).resolve().parent / "page_template.md"
+README_MARKERS = ("<!-- bench:start -->", "<!-- bench:end -->")
 
 
-def before_section(path: Path, title: str) -> str:
-    """An earlier benchmarks file as one section: its tables, headings one level down."""
-    text = path.read_text()
-    start = text.find("Run on ")  # drop the earlier file's own title and preamble
-    body = text[start:] if start >= 0 else text
-    body = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
-    return f"## {title}\n\n{body.strip()}\n"
-
-
-def _rows(md: str, heading: str) -> dict:
-    """{label: numba/torch ratio} from the first table under a heading containing
-    ``heading`` ("Convolution layers" or "whole network"), at any heading level."""
-    lines = md.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.startswith("#") and heading in ln), None)
-    if start is None:
-        return {}
-    layers = heading == "Convolution layers"
-    rows = {}
-    for line in lines[start + 1 :]:
-        if line.startswith("#"):
-            break
-        if not line.startswith("|"):
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        try:
-            ratio = float(cells[7 if layers else 4])
-        except (IndexError, ValueError):
-            continue  # the header and the rule
-        rows[f"{cells[1]} {cells[2]}" if layers else cells[0]] = ratio
-    return rows
-
-
-def plot_ratios(after: str, before: str | None, path: Path) -> None:
-    """Bar chart of ghostnp-numba / torch, per layer and per workload, before and after."""
-    import matplotlib  # only this command draws: imported here
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
-    panels = [
-        ("Convolution layers", "GhostNet-1.0x's convolutions, forward + backward, batch 16"),
-        ("whole network", "whole GhostNet-1.0x"),
-    ]
-    data = [(_rows(after, h), _rows(before or "", h), t) for h, t in panels]
-    heights = [max(len(a), 1) for a, _, _ in data]
-    fig, axes = plt.subplots(
-        2, 1, figsize=(8, 0.17 * sum(heights) + 2.5), height_ratios=heights, layout="constrained"
+def write_docs(result, root: Path = ROOT) -> list[Path]:
+    """Write the benchmarks page, its chart and the README's table under ``root``."""
+    page = root / "docs" / "benchmarks.md"
+    png = root / "docs" / "img" / "benchmarks.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    plot(result, png)
+    text = TEMPLATE.read_text()
+    text = text.replace("{{results}}", markdown(result, heading="###").rstrip())
+    text = text.replace(
+        "{{chart}}", f"![ghostnp / PyTorch, per layer and workload](img/{png.name})"
     )
-    for ax, (now, old, title) in zip(axes, data, strict=True):
-        labels = list(now)
-        y = range(len(labels))
-        if old:
-            ax.barh([i + 0.2 for i in y], [old.get(k, 0) for k in labels], 0.4, label="before")
-        ax.barh([i - 0.2 for i in y], [now[k] for k in labels], 0.4, label="now")
-        ax.set_yticks(list(y), labels, fontsize=6)
-        ax.invert_yaxis()
-        ax.set_xscale("log")
-        ax.axvline(1.0, color="k", lw=0.8)
-        lo, hi = ax.get_xlim()
-        ax.set_xticks([v for v in (0.05, 0.1, 0.2, 0.5, 0.7, 1, 1.5, 2, 3, 5, 10) if lo <= v <= hi])
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
-    axes[-1].set_xlabel("time ghostnp (Numba) / time PyTorch, log scale: left of 1 is faster")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    page.write_text(text)
+    readme = root / "README.md"
+    readme.write_text(replace_section(readme.read_text(), readme_table(result), *README_MARKERS))
+    return [page, png, readme]
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--quick", action="store_true", help="a few layers, small repeats (< 60 s)")
-    mode.add_argument("--full", action="store_true", help="everything (the default)")
-    p.add_argument("--out", default=None, help="markdown file to write (full: docs/benchmarks.md)")
-    p.add_argument("--no-write", action="store_true", help="only print the tables")
+    p.add_argument("--full", action="store_true", help="every GhostNet layer, memory, compile")
+    p.add_argument("--write-docs", action="store_true", help="rewrite the page, chart, README")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per row (default 3 / 5)")
+    p.add_argument("--threads", type=int, default=None, help="threads each (default: Numba's)")
     p.add_argument(
-        "--before",
+        "--wait-budget",
+        type=float,
         default=None,
-        metavar="FILE",
-        help="an earlier run's markdown file, appended as a 'before' section",
+        metavar="MINUTES",
+        help="how long the run may wait in all for busy rounds to calm down (full: 20)",
     )
     p.add_argument(
-        "--before-title",
-        default="An earlier run",
-        help="the heading of the --before section",
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="MINUTES",
+        help="first wait (at most this long) until other processes leave the cores free",
     )
     args = p.parse_args(argv)
-
-    quick = args.quick
-    t0 = time.perf_counter()
-    table = run_bench(quick=quick, progress=lambda m: print(f"[bench] {m}", file=sys.stderr))
-    print(table)
-    out = args.out or (None if quick else str(ROOT / "docs" / "benchmarks.md"))
-    if out and not args.no_write:
-        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime())
-        text = PREAMBLE + f"Run on {stamp}; {time.perf_counter() - t0:.0f} s.\n\n" + table
-        before = Path(args.before).read_text() if args.before else None
-        if not quick:
-            png = Path(out).parent / "img" / "benchmarks.png"
-            plot_ratios(table, before, png)
-            text = text.replace(
-                "\n### Convolution layers",
-                f"\n![ghostnp / PyTorch per layer and workload](img/{png.name})\n\n"
-                "### Convolution layers",
-                1,
-            )
-        if args.before:
-            text += "\n\n" + before_section(Path(args.before), args.before_title)
-        Path(out).write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+    if args.write_docs and not args.full:
+        p.error("--write-docs needs --full: the page shows the full run")
+    if args.wait_quiet > 0:
+        print("[bench] waiting for a quiet machine", file=sys.stderr, flush=True)
+        waited = wait_for_quiet(BUSY_LIMIT, 60 * args.wait_quiet, window=5.0)
+        print(f"[bench] waited {waited:.0f} s", file=sys.stderr, flush=True)
+    try:
+        result = measure(
+            "full" if args.full else "quick",
+            rounds=args.rounds,
+            threads=args.threads,
+            wait_budget=None if args.wait_budget is None else 60 * args.wait_budget,
+            progress=lambda m: print(f"[bench] {m}", file=sys.stderr, flush=True),
+        )
+    except SelfCheckError as e:
+        print(f"benchmarks/run.py: {e}", file=sys.stderr)
+        return 1
+    print(markdown(result))
+    if args.write_docs:
+        for path in write_docs(result):
+            print(f"wrote {path.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 
