@@ -198,7 +198,7 @@ def test_directives_are_read_and_code_inside_them_is_not():
 
 API_DIRECTIVE = re.compile(r"^`{3,}\{autodoc2-(object|docstring)\}\s+(\S+)", re.MULTILINE)
 # `python -m ghostnp`: the command line, whose commands have their own page (docs/cli.md)
-NOT_IN_API = {"ghostnp.__main__"}
+NOT_IN_API = {"ghostnp.__main__", "ghostnp.bench.__main__"}
 # the assignments' material is what a student is given to complete, not part of the API
 NOT_IN_API_UNDER = ("ghostnp.assignments.material",)
 
