@@ -163,7 +163,8 @@ def plot_ghost_maps(
     Each column is one intrinsic map (top row) with its ``s - 1`` ghosts under it.
     ``channels`` picks the intrinsic channels to show; by default the ``n`` whose maps
     vary most (dead, all-zero maps make blank panels), in index order. Each panel has
-    its own colour scale. Returns a Figure with ``n * s`` axes.
+    its own colour scale, from its minimum (darkest) to its maximum (brightest), and
+    states that range under it. Returns a Figure with ``n * s`` axes.
     """
     x1 = _as_maps(intrinsic, "plot_ghost_maps (intrinsic)")
     x2 = _as_maps(ghost, "plot_ghost_maps (ghost)")
@@ -190,10 +191,11 @@ def plot_ghost_maps(
     fig = Figure(figsize=(1.5 * k + 0.6, 1.55 * (1 + per) + 0.5), layout="constrained")
     axes = fig.subplots(1 + per, k, squeeze=False)
     for col, i in enumerate(chosen):
-        _show(axes[0, col], x1[i], f"intrinsic {i}", cmap)
-        for r in range(per):
-            j = i * per + r
-            _show(axes[1 + r, col], x2[j], f"ghost {j}", cmap)
+        panels = [(axes[0, col], x1[i], f"intrinsic {i}")]
+        panels += [(axes[1 + r, col], x2[i * per + r], f"ghost {i * per + r}") for r in range(per)]
+        for ax, image, name in panels:
+            _show(ax, image, name, cmap)
+            ax.set_xlabel(f"{image.min():.3g} to {image.max():.3g}", fontsize=7)  # its scale
     axes[0, 0].set_ylabel("intrinsic\n(primary conv)", fontsize=8)
     for r in range(per):
         axes[1 + r, 0].set_ylabel("ghost\n(cheap dw conv)", fontsize=8)

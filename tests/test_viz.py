@@ -70,6 +70,18 @@ def test_plot_ghost_maps_pairs_each_ghost_with_its_intrinsic_map(rng):
     assert list(grid[2]) == ["ghost 1", "ghost 5", "ghost 9"]
 
 
+def test_plot_ghost_maps_states_each_panels_colour_scale(rng):
+    """Each panel is scaled on its own, so each one says what its darkest and brightest
+    colours stand for."""
+    intrinsic = rng.random((2, 4, 4))
+    ghost = -3.0 * rng.random((2, 4, 4))  # ghost maps without a ReLU can be negative
+    fig = plot_ghost_maps(intrinsic, ghost, n=2)
+    labels = [ax.get_xlabel() for ax in fig.axes]
+    expected = [intrinsic[0], intrinsic[1], ghost[0], ghost[1]]  # rows: intrinsic, then ghost
+    assert labels == [f"{m.min():.3g} to {m.max():.3g}" for m in expected]
+    assert labels[2].startswith("-")
+
+
 def test_plot_ghost_maps_picks_the_liveliest_maps_and_checks_shapes(rng):
     intrinsic = np.zeros((6, 4, 4))
     intrinsic[[1, 4]] = rng.random((2, 4, 4))  # the others are dead (all zero)
