@@ -38,9 +38,9 @@ extensions = [
 exclude_patterns = ["_build", "_ext", "_tools", "**/.ipynb_checkpoints", "jupyter_execute"]
 # benchmarks.md is written by benchmarks/run.py and starts its sections at level 3.
 suppress_warnings = ["myst.header"]
-# Toctree globs that may match nothing: the home page's "Course" section lists
-# docs/course/*, which is empty until the course kit (docs/course/syllabus.md) is there.
-ghostnp_optional_globs = ["course/*"]
+# Toctree globs that may match nothing. The student edition leaves the solution pages
+# out (below), so its toctree glob over them matches no page there.
+ghostnp_optional_globs: list[str] = []
 
 # -- MyST ---------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]

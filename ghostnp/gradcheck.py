@@ -7,21 +7,23 @@ estimated by nudging one element both ways:
 
 The truncation error is O(eps^2) (the even terms of the Taylor series cancel), against
 O(eps) for a one-sided difference, so eps = 1e-6 leaves ~1e-12 of truncation and the
-result is limited by rounding: about (machine epsilon * |L|) / eps.
+result is limited by rounding: about u * |L| / eps, where u is the unit roundoff (the
+largest relative error of rounding one number, half of ``np.finfo(dtype).eps``).
 
-Why float64. With float64 (machine epsilon 2.2e-16) and eps = 1e-6, rounding costs
-~1e-10 relative, so a correct backward pass of a smooth op shows a relative error of
-1e-11 .. 1e-9, and anything above 1e-7 is a bug. In float32 (machine epsilon 1.2e-7)
-the same formula loses nearly every digit to rounding (~1e-1 relative for eps = 1e-6,
-no better than ~1e-4 at any eps), which cannot tell a bug from noise; the checks therefore
-refuse float32 arrays.
+Why float64. With float64 (u = 1.1e-16) and eps = 1e-6, rounding costs ~1e-10
+relative, so a correct backward pass of a smooth op shows a relative error of
+1e-11 .. 1e-9, and anything above 1e-7 is a bug. In float32 (u = 6.0e-8) the same
+formula loses nearly every digit to rounding (~1e-1 relative for eps = 1e-6, and at
+best ~1e-5 .. 1e-3 at a larger eps, where truncation grows), which cannot tell a bug
+from noise; the checks therefore refuse float32 arrays. docs/concepts/gradient-checking.md
+derives the best step and shows the measurements.
 
 Why a random upstream gradient. A layer with output y (any shape) is checked through the
 scalar L = sum(y * g) with g drawn at random, so that dL/dy = g and the backward pass
 is run exactly as in training: ``grads = backward(g, cache)``. With g = ones, errors that
-cancel in the sum go unseen: a backward that swaps two output channels, flips a kernel,
-or mixes up which output pixel a gradient came from still gives the right answer for a
-constant g. A random g makes every output element count with its own weight.
+cancel in the sum go unseen: a backward that swaps two output channels, or mixes up which
+output pixel a gradient came from, still gives the right answer for a constant g. A
+random g makes every output element count with its own weight.
 
 Kinks. ReLU, ReLU6, max-pool and friends are not differentiable at their kinks; keep
 inputs away from them (for example |x| > 10*eps) or the two sides of the difference

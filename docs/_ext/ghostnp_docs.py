@@ -213,8 +213,8 @@ class Parser(MystParser):
 
 class _OptionalGlobs(logging_std.Filter):
     """Drops the "toctree glob pattern didn't match any documents" warning for the globs
-    listed in `ghostnp_optional_globs` (sections that may be empty, such as the course
-    kit before it exists). Sphinx gives that warning no type, so `suppress_warnings`
+    listed in `ghostnp_optional_globs` (sections that may be empty, such as the solution
+    pages in the student edition). Sphinx gives that warning no type, so `suppress_warnings`
     cannot name it."""
 
     def __init__(self, app):

@@ -48,10 +48,15 @@ def _min_work() -> int:
     return WORKQUEUE_MIN_WORK if name == "workqueue" else PARALLEL_MIN_WORK
 
 
+def threads_for(work: int) -> int:
+    """How many threads a kernel of ``work`` multiply-adds gets: all of them, or one."""
+    return numba.config.NUMBA_NUM_THREADS if work >= _min_work() else 1
+
+
 def set_threads(work: int) -> int:
     """Run the next kernel, of ``work`` multiply-adds, on all threads or on one; returns the count."""
     if not _state["configured"]:
         choose_threading_layer()
-    threads = numba.config.NUMBA_NUM_THREADS if work >= _min_work() else 1
+    threads = threads_for(work)
     numba.set_num_threads(threads)
     return threads
