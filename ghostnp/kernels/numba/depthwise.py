@@ -7,6 +7,15 @@ backend's interface), and the item owns those planes of y or dx and those filter
 dw. The ``_par`` kernels hand chunks of items to threads with ``prange``, so no two
 threads ever write the same element, and a weight gradient is summed over the batch
 inside the item that owns it, in an order that does not depend on the thread count.
+
+A read that leaves a plane is multiplied by a zero of the mask, which is exact for finite
+numbers but turns a NaN or Inf of a neighbouring plane (another channel or image) into a
+NaN. So each block's output is checked (``_finite``, one pass over data still in cache)
+and a block that is not finite is recomputed by the exact loops at the end of this file.
+The weight gradient's final sum selects the valid pixels instead of multiplying by the
+mask; when the block's dy holds a NaN or Inf, the exact loop computes it instead (the
+reference multiplies such a dy by the zero padding, giving NaN). A sample's output thus
+depends on its own input only, NaN and Inf included, and equals the reference's.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from .phases import (
     _tap_table,
     _taps_by_phase,
 )
-from .taps import _acc_products, _acc_products2, _dot, _mac_taps
+from .taps import _acc_products, _acc_products2, _finite, _mac_taps, _masked_sum
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -58,6 +67,7 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
         for ni in range(n):
             if not direct:
                 _load_phases(x, ni, c0, nc, sh, sw, ho, wo, buf)
+            finite = True
             for mi in range(m):
                 wmm, sc = (wm[mi], ones) if nc > 1 else (mask, w2[c0 * m + mi])
                 out = yf[ni, c0 * length : c0 * length + ln] if m == 1 else tmp
@@ -65,8 +75,11 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
                     _mac_taps(out, wmm, sc, xf, (ni * c + c0) * length, shift, ks, ln, True)
                 else:
                     _mac_taps(out, wmm, sc, buf, 0, sk, ks, ln, True)
+                finite = finite and _finite(out)
                 if m > 1:
                     _scatter_planes(tmp, y, ni, c0 * m + mi, m, nc)
+            if not finite:  # a NaN or Inf may have come in under a zero of the mask
+                _dw_forward_exact(x, w, sh, sw, dil_h, dil_w, ph, pw, y, ni, c0, nc)
     return y
 
 
@@ -117,6 +130,7 @@ def _dw_backward_items(
         dbuf = np.empty(0 if direct or not want_dx else half, dtype=dy.dtype)
         dy_block = np.empty(0 if m == 1 else ln, dtype=dy.dtype)
         sk = shift + phase * ln
+        dy_finite = True  # else dw takes the exact loop: padding * NaN is NaN there
         ni = 0
         while ni < n:
             pair = want_dw and m == 1 and ni + 1 < n
@@ -139,10 +153,14 @@ def _dw_backward_items(
                         _mac_taps(out, wmm, sc, src, s0, neg, ks, ln, mi == 0)
                 if not direct:
                     _store_phases(dbuf, dx, nj, c0, nc, sh, sw, ho, wo)
+                done = dxf[nj, c0 * length : c0 * length + ln] if direct else dbuf
+                if not _finite(done):  # a NaN or Inf may have come in under a zero of the mask
+                    _dw_backward_input_exact(dy, w, sh, sw, dil_h, dil_w, ph, pw, dx, nj, c0, nc)
             # weight gradient: products per tap and pixel, summed over the images
             if pair:  # two images at once: half the loads and stores of `part`
                 gy0 = dyf[ni, c0 * length : c0 * length + ln]
                 gy1 = dyf[ni + 1, c0 * length : c0 * length + ln]
+                dy_finite = dy_finite and _finite(gy0) and _finite(gy1)
                 if direct:
                     s0 = (ni * c + c0) * length
                     _acc_products2(part[0], gy0, gy1, xf, s0, s0 + c * length, shift, ln)
@@ -159,16 +177,20 @@ def _dw_backward_items(
                     else:
                         _gather_planes(dy, ni, c0 * m + mi, m, nc, dy_block)
                         gy = dy_block
+                    dy_finite = dy_finite and _finite(gy)
                     if direct:
                         _acc_products(part[mi], gy, xf, (ni * c + c0) * length, shift, ln)
                     else:
                         _acc_products(part[mi], gy, xbuf[:half], 0, sk, ln)
             ni = stop
+        if not dy_finite:
+            _dw_backward_weight_exact(dy, x, sh, sw, dil_h, dil_w, ph, pw, dw, c0, nc)
+            continue
         for mi in range(part.shape[0]):  # dw = sum over the valid pixels of each plane
             for k in range(taps):
                 for cc in range(nc):
                     seg = part[mi, k, cc * length : (cc + 1) * length]
-                    dw[(c0 + cc) * m + mi, k // kw, k % kw] = _dot(seg, mask_x[k])
+                    dw[(c0 + cc) * m + mi, k // kw, k % kw] = _masked_sum(seg, mask_x[k])
     return dx, dw
 
 
@@ -182,3 +204,79 @@ def _dw_backward_par(
             dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, lo, hi
         )
     return dx, dw
+
+
+# ----------------------------------------------------------------------------------------
+# exact loops for a block whose fast result is not finite
+# ----------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _dw_forward_exact(x, w, sh, sw, dil_h, dil_w, ph, pw, y, ni, c0, nc):
+    """The planes y[ni, c0*M : (c0 + nc)*M] by the definition, on x zero-padded (a tap in
+    the padding adds w * 0, as in the reference); only pixels of x's own planes are read."""
+    c, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    o, kh, kw = w.shape
+    m = o // c
+    ho, wo = y.shape[2], y.shape[3]
+    for ci in range(c0, c0 + nc):
+        for oi in range(ci * m, (ci + 1) * m):
+            for p in range(ho):
+                for q in range(wo):
+                    acc = 0.0
+                    for i in range(kh):
+                        r = p * sh + i * dil_h - ph
+                        for j in range(kw):
+                            s = q * sw + j * dil_w - pw
+                            inside = 0 <= r < h and 0 <= s < wd
+                            acc += w[oi, i, j] * (x[ni, ci, r, s] if inside else 0.0)
+                    y[ni, oi, p, q] = acc
+    return y
+
+
+@njit(cache=True)
+def _dw_backward_input_exact(dy, w, sh, sw, dil_h, dil_w, ph, pw, dx, ni, c0, nc):
+    """The planes dx[ni, c0 : c0 + nc] by the definition: every output pixel adds
+    w * dy to the input pixels its window reads, taps in the padding skipped."""
+    c, h, wd = dx.shape[1], dx.shape[2], dx.shape[3]
+    o, ho, wo = dy.shape[1], dy.shape[2], dy.shape[3]
+    kh, kw = w.shape[1], w.shape[2]
+    m = o // c
+    for ci in range(c0, c0 + nc):
+        dx[ni, ci] = 0
+        for oi in range(ci * m, (ci + 1) * m):
+            for p in range(ho):
+                for q in range(wo):
+                    g = dy[ni, oi, p, q]
+                    for i in range(kh):
+                        r = p * sh + i * dil_h - ph
+                        if 0 <= r < h:
+                            for j in range(kw):
+                                s = q * sw + j * dil_w - pw
+                                if 0 <= s < wd:
+                                    dx[ni, ci, r, s] += w[oi, i, j] * g
+    return dx
+
+
+@njit(cache=True)
+def _dw_backward_weight_exact(dy, x, sh, sw, dil_h, dil_w, ph, pw, dw, c0, nc):
+    """The filters dw[c0*M : (c0 + nc)*M] by the definition: the sum over images and output
+    pixels of dy times the zero-padded x (a NaN in dy meets the padding as NaN * 0)."""
+    n, o, ho, wo = dy.shape
+    c, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    kh, kw = dw.shape[1], dw.shape[2]
+    m = o // c
+    for ci in range(c0, c0 + nc):
+        for oi in range(ci * m, (ci + 1) * m):
+            for i in range(kh):
+                for j in range(kw):
+                    acc = 0.0
+                    for ni in range(n):
+                        for p in range(ho):
+                            r = p * sh + i * dil_h - ph
+                            for q in range(wo):
+                                s = q * sw + j * dil_w - pw
+                                inside = 0 <= r < h and 0 <= s < wd
+                                acc += dy[ni, oi, p, q] * (x[ni, ci, r, s] if inside else 0.0)
+                    dw[oi, i, j] = acc
+    return dw

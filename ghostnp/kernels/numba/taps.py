@@ -1,11 +1,12 @@
 """The inner loops of the phase kernels: multiply-adds over shifted runs of a flat array.
 
 ``_mac_taps`` sums the taps of a kernel into an output run (forward, input gradient,
-im2col, col2im); ``_acc_products`` and ``_acc_products2`` accumulate the per-pixel
-products of a weight gradient; ``_dot`` reduces them. Each loop runs over t, the flat
-pixel index of a block of planes, and is written so that the compiler vectorises it:
-slices start at index 0 and the few reads that would leave the source array are done
-one by one at the ends.
+col2im); ``_acc_products`` and ``_acc_products2`` accumulate the per-pixel products of a
+weight gradient and ``_masked_sum`` reduces them; ``_masked_copy`` makes one column of
+im2col; ``_finite`` finds a block whose output a NaN or Inf read from outside its planes
+may have reached. Each loop runs over t, the flat pixel index of a block of planes, and
+is written so that the compiler vectorises it: slices start at index 0 and the few reads
+that would leave the source array are done one by one at the ends.
 """
 
 from __future__ import annotations
@@ -205,14 +206,46 @@ def _acc_products2(part, gy0, gy1, src, s0, s1, shift, n):
 
 
 @njit(cache=True, fastmath=REDUCE)
-def _dot(a, b):
-    """sum_t a[t] * b[t], vectorised (the compiler picks the order of the additions)."""
-    acc = a[0] * 0
+def _masked_sum(a, mask):
+    """sum of a[t] over the t where mask[t] != 0, vectorised (the compiler picks the order
+    of the additions). Entries under a zero of the mask are skipped, not multiplied by 0,
+    so a NaN or Inf there (a read from a neighbouring plane) does not reach the sum."""
+    acc = mask[0] - mask[0]  # 0 in a's type (a[0] itself may be NaN)
     for t in range(a.size):
-        acc += a[t] * b[t]
+        acc += a[t] if mask[t] != 0 else mask[t]  # mask[t] is a zero of a's type
     return acc
 
 
-# ----------------------------------------------------------------------------------------
-# phase kernels: depthwise convolution
-# ----------------------------------------------------------------------------------------
+@njit(cache=True)
+def _masked_copy(dst, mask, src, s0, n):
+    """dst[t] = src[s0 + t] where mask[t] != 0, else 0, for t in [0, n).
+
+    A select, not a product with the mask: a NaN or Inf read from a neighbouring plane
+    lands under a zero of the mask and is dropped. Reads outside ``src`` (always under a
+    zero of the mask) are not made.
+    """
+    lo = min(max(0, -s0), n)
+    hi = max(min(n, src.size - s0), lo)
+    seg, mk = dst[lo:hi], mask[lo:hi]
+    xs = src[s0 + lo :][: hi - lo]
+    for t in range(seg.size):
+        seg[t] = xs[t] if mk[t] != 0 else mk[t]  # mk[t] is a zero of dst's type
+    for t in range(lo):
+        dst[t] = 0
+    for t in range(hi, n):
+        dst[t] = 0
+
+
+@njit(cache=True)
+def _finite(a):
+    """True when every element of the 1-D array ``a`` is finite (no NaN, no Inf).
+
+    The phase kernels multiply reads that leave a plane by a zero of the mask; that is
+    exact unless the read is a NaN or an Inf, and then the output is not finite. Checking
+    the output therefore tells when a block must be recomputed by the exact loops.
+    """
+    bad = 0
+    for t in range(a.size):
+        v = a[t]
+        bad += not (v - v == 0)  # NaN for NaN and for +-Inf
+    return bad == 0
