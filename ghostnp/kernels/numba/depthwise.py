@@ -47,7 +47,7 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
     length = ho * wo
     taps = kh * kw
     phase, shift, fr, fc = _tap_table(kh, kw, sh, sw, dil_h, dil_w, ph, pw, wo)
-    w2, ones = w.reshape(o, taps), np.ones(taps, dtype=x.dtype)
+    w2 = w.reshape(o, taps)
     ks = np.arange(taps)
     direct = sh * sw == 1 and x.shape[2] == ho and x.shape[3] == wo  # read x in place
     cb = max(1, min(c, stack // length))  # channels per work item
@@ -57,8 +57,8 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
         c0 = it * cb
         nc = min(cb, c - c0)
         ln = nc * length
-        # per-element weights w * mask for a block of planes (one plane needs none)
-        wm = np.empty((m if nc > 1 else 0, taps, ln), dtype=x.dtype)
+        # per-element weights w * mask for the block's planes, built once for all images
+        wm = np.empty((m, taps, ln), dtype=x.dtype)
         for mi in range(wm.shape[0]):
             _masked_weights(w2, c0 * m + mi, m, nc, mask, wm[mi])
         buf = np.zeros(0 if direct else sh * sw * ln, dtype=x.dtype)
@@ -69,12 +69,11 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
                 _load_phases(x, ni, c0, nc, sh, sw, ho, wo, buf)
             finite = True
             for mi in range(m):
-                wmm, sc = (wm[mi], ones) if nc > 1 else (mask, w2[c0 * m + mi])
                 out = yf[ni, c0 * length : c0 * length + ln] if m == 1 else tmp
                 if direct:
-                    _mac_taps(out, wmm, sc, xf, (ni * c + c0) * length, shift, ks, ln, True)
+                    _mac_taps(out, wm[mi], xf, (ni * c + c0) * length, shift, ks, ln, True)
                 else:
-                    _mac_taps(out, wmm, sc, buf, 0, sk, ks, ln, True)
+                    _mac_taps(out, wm[mi], buf, 0, sk, ks, ln, True)
                 finite = finite and _finite(out)
                 if m > 1:
                     _scatter_planes(tmp, y, ni, c0 * m + mi, m, nc)
@@ -110,7 +109,7 @@ def _dw_backward_items(
     phase, shift, fr, fc = _tap_table(kh, kw, sh, sw, dil_h, dil_w, ph, pw, wo)
     neg = -shift  # input pixel t receives from output pixel t - shift
     by_phase, count = _taps_by_phase(phase, nph)
-    w2, ones = w.reshape(o, taps), np.ones(taps, dtype=dy.dtype)
+    w2 = w.reshape(o, taps)
     direct = nph == 1 and h == ho and wd == wo  # x and dx are their own only phase
     cb = max(1, min(c, stack // length))
     dxf = dx.reshape(dx.shape[0], dx.size // max(1, dx.shape[0]))
@@ -122,7 +121,7 @@ def _dw_backward_items(
         nc = min(cb, c - c0)
         ln = nc * length
         half = nph * ln
-        wm = np.empty((m if want_dx and nc > 1 else 0, taps, ln), dtype=dy.dtype)
+        wm = np.empty((m if want_dx else 0, taps, ln), dtype=dy.dtype)
         for mi in range(wm.shape[0]):
             _masked_weights(w2, c0 * m + mi, m, nc, mask_dx, wm[mi])
         part = np.zeros((m if want_dw else 0, taps, ln), dtype=dy.dtype)  # summed over n
@@ -138,7 +137,6 @@ def _dw_backward_items(
             for nj in range(ni, stop if want_dx else ni):
                 # input gradient of image nj: each phase of dx gathers the taps landing on it
                 for mi in range(m):
-                    wmm, sc = (wm[mi], ones) if nc > 1 else (mask_dx, w2[c0 * m + mi])
                     if m == 1:
                         src, s0 = dyflat, (nj * o + c0) * length
                     else:
@@ -150,7 +148,7 @@ def _dw_backward_items(
                         else:
                             out = dbuf[uv * ln : (uv + 1) * ln]
                         ks = by_phase[uv, : count[uv]]
-                        _mac_taps(out, wmm, sc, src, s0, neg, ks, ln, mi == 0)
+                        _mac_taps(out, wm[mi], src, s0, neg, ks, ln, mi == 0)
                 if not direct:
                     _store_phases(dbuf, dx, nj, c0, nc, sh, sw, ho, wo)
                 done = dxf[nj, c0 * length : c0 * length + ln] if direct else dbuf

@@ -4,7 +4,7 @@ A work item is one (image, channel) plane ``plane = ni*C + ci``; the ``_par`` ke
 hand chunks of planes to threads with ``prange``, and each chunk owns its planes of the
 result. Column (i, j) of a plane is a masked, shifted copy of one phase
 (``_masked_copy``), and col2im sums the taps that land on each phase of dx
-(``_mac_taps`` with unit weights). A NaN or Inf outside a plane never reaches it: im2col
+(``_mac_taps`` with the mask as the weights). A NaN or Inf outside a plane never reaches it: im2col
 selects instead of multiplying by the mask, and a col2im plane that comes out non-finite
 is recomputed by the exact loop ``_col2im_exact``.
 """
@@ -58,7 +58,6 @@ def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
     taps = kh * kw
     nph = sh * sw
     phase, shift, fr, fc = _tap_table(kh, kw, sh, sw, dil_h, dil_w, ph, pw, wo)
-    ones = np.ones(taps, dtype=cols.dtype)
     by_phase, count = _taps_by_phase(phase, nph)
     back = np.arange(taps) * length - shift  # tap k's plane, shifted back
     direct = nph == 1 and dx.shape[2] == ho and dx.shape[3] == wo
@@ -69,7 +68,7 @@ def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
         for uv in range(nph):  # phase uv of dx sums the (masked) taps that land on it
             out = dxf[plane] if direct else buf[uv * length : (uv + 1) * length]
             ks = by_phase[uv, : count[uv]]
-            _mac_taps(out, mask, ones, cf[plane], 0, back, ks, length, True)
+            _mac_taps(out, mask, cf[plane], 0, back, ks, length, True)
         if not direct:
             _store_phases(buf, dx, plane // c, plane % c, 1, sh, sw, ho, wo)
         if not _finite(dxf[plane] if direct else buf):  # a NaN or Inf under a zero of the mask

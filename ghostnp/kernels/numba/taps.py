@@ -17,8 +17,8 @@ from .fastmath import FASTMATH, REDUCE
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
-    """out[t] (= if assign, else +=) sum over k in ks of scale[k] * wm[k, t] * src[s0 + t + shift[k]].
+def _mac_taps(out, wm, src, s0, shift, ks, n, assign):
+    """out[t] (= if assign, else +=) sum over k in ks of wm[k, t] * src[s0 + t + shift[k]].
 
     For t in [0, n). Reads that would fall outside ``src`` are skipped: their weight is
     zero by construction. A 3x3 kernel's nine taps go through one vectorised loop over t,
@@ -51,9 +51,6 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         a0, a1, a2 = wm[k0, lo:hi], wm[k1, lo:hi], wm[k2, lo:hi]
         a3, a4, a5 = wm[k3, lo:hi], wm[k4, lo:hi], wm[k5, lo:hi]
         a6, a7, a8 = wm[k6, lo:hi], wm[k7, lo:hi], wm[k8, lo:hi]
-        c0, c1, c2 = scale[k0], scale[k1], scale[k2]
-        c3, c4, c5 = scale[k3], scale[k4], scale[k5]
-        c6, c7, c8 = scale[k6], scale[k7], scale[k8]
         x0, x1, x2 = (
             src[d + shift[k0] :][:span],
             src[d + shift[k1] :][:span],
@@ -71,15 +68,15 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         )
         for t in range(span):
             acc = (
-                c0 * a0[t] * x0[t]
-                + c1 * a1[t] * x1[t]
-                + c2 * a2[t] * x2[t]
-                + c3 * a3[t] * x3[t]
-                + c4 * a4[t] * x4[t]
-                + c5 * a5[t] * x5[t]
-                + c6 * a6[t] * x6[t]
-                + c7 * a7[t] * x7[t]
-                + c8 * a8[t] * x8[t]
+                a0[t] * x0[t]
+                + a1[t] * x1[t]
+                + a2[t] * x2[t]
+                + a3[t] * x3[t]
+                + a4[t] * x4[t]
+                + a5[t] * x5[t]
+                + a6[t] * x6[t]
+                + a7[t] * x7[t]
+                + a8[t] * x8[t]
             )
             seg[t] = acc if assign else seg[t] + acc
         done = 9
@@ -88,22 +85,21 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         if ks.size - done >= 3:
             k0, k1, k2 = ks[done], ks[done + 1], ks[done + 2]
             a0, a1, a2 = wm[k0, lo:hi], wm[k1, lo:hi], wm[k2, lo:hi]
-            c0, c1, c2 = scale[k0], scale[k1], scale[k2]
             x0, x1, x2 = (
                 src[d + shift[k0] :][:span],
                 src[d + shift[k1] :][:span],
                 src[d + shift[k2] :][:span],
             )
             for t in range(span):
-                acc = c0 * a0[t] * x0[t] + c1 * a1[t] * x1[t] + c2 * a2[t] * x2[t]
+                acc = a0[t] * x0[t] + a1[t] * x1[t] + a2[t] * x2[t]
                 seg[t] = acc if first else seg[t] + acc
             done += 3
         else:
             k0 = ks[done]
-            a0, c0 = wm[k0, lo:hi], scale[k0]
+            a0 = wm[k0, lo:hi]
             x0 = src[d + shift[k0] :][:span]
             for t in range(span):
-                acc = c0 * a0[t] * x0[t]
+                acc = a0[t] * x0[t]
                 seg[t] = acc if first else seg[t] + acc
             done += 1
     if ks.size == 0 and assign:
@@ -114,7 +110,7 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         for k in ks:
             idx = s0 + t + shift[k]
             if 0 <= idx < size:
-                acc += scale[k] * wm[k, t] * src[idx]
+                acc += wm[k, t] * src[idx]
         out[t] = acc
 
 
