@@ -25,9 +25,11 @@ from numba import njit, prange
 
 from .fastmath import FASTMATH
 from .phases import (
+    _add_inside,
     _gather_planes,
     _load_phases,
     _masked_weights,
+    _padded_pixel,
     _scatter_planes,
     _store_phases,
     _tap_table,
@@ -213,7 +215,7 @@ def _dw_backward_par(
 def _dw_forward_exact(x, w, sh, sw, dil_h, dil_w, ph, pw, y, ni, c0, nc):
     """The planes y[ni, c0*M : (c0 + nc)*M] by the definition, on x zero-padded (a tap in
     the padding adds w * 0, as in the reference); only pixels of x's own planes are read."""
-    c, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    c = x.shape[1]
     o, kh, kw = w.shape
     m = o // c
     ho, wo = y.shape[2], y.shape[3]
@@ -226,8 +228,7 @@ def _dw_forward_exact(x, w, sh, sw, dil_h, dil_w, ph, pw, y, ni, c0, nc):
                         r = p * sh + i * dil_h - ph
                         for j in range(kw):
                             s = q * sw + j * dil_w - pw
-                            inside = 0 <= r < h and 0 <= s < wd
-                            acc += w[oi, i, j] * (x[ni, ci, r, s] if inside else 0.0)
+                            acc += w[oi, i, j] * _padded_pixel(x, ni, ci, r, s)
                     y[ni, oi, p, q] = acc
     return y
 
@@ -236,7 +237,7 @@ def _dw_forward_exact(x, w, sh, sw, dil_h, dil_w, ph, pw, y, ni, c0, nc):
 def _dw_backward_input_exact(dy, w, sh, sw, dil_h, dil_w, ph, pw, dx, ni, c0, nc):
     """The planes dx[ni, c0 : c0 + nc] by the definition: every output pixel adds
     w * dy to the input pixels its window reads, taps in the padding skipped."""
-    c, h, wd = dx.shape[1], dx.shape[2], dx.shape[3]
+    c = dx.shape[1]
     o, ho, wo = dy.shape[1], dy.shape[2], dy.shape[3]
     kh, kw = w.shape[1], w.shape[2]
     m = o // c
@@ -248,11 +249,9 @@ def _dw_backward_input_exact(dy, w, sh, sw, dil_h, dil_w, ph, pw, dx, ni, c0, nc
                     g = dy[ni, oi, p, q]
                     for i in range(kh):
                         r = p * sh + i * dil_h - ph
-                        if 0 <= r < h:
-                            for j in range(kw):
-                                s = q * sw + j * dil_w - pw
-                                if 0 <= s < wd:
-                                    dx[ni, ci, r, s] += w[oi, i, j] * g
+                        for j in range(kw):
+                            s = q * sw + j * dil_w - pw
+                            _add_inside(dx, ni, ci, r, s, w[oi, i, j] * g)
     return dx
 
 
@@ -261,7 +260,7 @@ def _dw_backward_weight_exact(dy, x, sh, sw, dil_h, dil_w, ph, pw, dw, c0, nc):
     """The filters dw[c0*M : (c0 + nc)*M] by the definition: the sum over images and output
     pixels of dy times the zero-padded x (a NaN in dy meets the padding as NaN * 0)."""
     n, o, ho, wo = dy.shape
-    c, h, wd = x.shape[1], x.shape[2], x.shape[3]
+    c = x.shape[1]
     kh, kw = dw.shape[1], dw.shape[2]
     m = o // c
     for ci in range(c0, c0 + nc):
@@ -274,7 +273,6 @@ def _dw_backward_weight_exact(dy, x, sh, sw, dil_h, dil_w, ph, pw, dw, c0, nc):
                             r = p * sh + i * dil_h - ph
                             for q in range(wo):
                                 s = q * sw + j * dil_w - pw
-                                inside = 0 <= r < h and 0 <= s < wd
-                                acc += dy[ni, oi, p, q] * (x[ni, ci, r, s] if inside else 0.0)
+                                acc += dy[ni, oi, p, q] * _padded_pixel(x, ni, ci, r, s)
                     dw[oi, i, j] = acc
     return dw

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .fastmath import FASTMATH
-from .phases import _load_phases, _store_phases, _tap_table, _taps_by_phase
+from .phases import _add_inside, _load_phases, _store_phases, _tap_table, _taps_by_phase
 from .taps import _finite, _mac_taps, _masked_copy
 
 
@@ -89,15 +89,12 @@ def _col2im_exact(cols, sh, sw, dil_h, dil_w, ph, pw, dx, ni, ci):
     """The plane dx[ni, ci] by the definition: every column entry is added to the input
     pixel it was read from; entries that came from the padding are skipped."""
     kh, kw, ho, wo = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
-    h, wd = dx.shape[2], dx.shape[3]
     dx[ni, ci] = 0
     for i in range(kh):
         for j in range(kw):
             for p in range(ho):
                 r = p * sh + i * dil_h - ph
-                if 0 <= r < h:
-                    for q in range(wo):
-                        s = q * sw + j * dil_w - pw
-                        if 0 <= s < wd:
-                            dx[ni, ci, r, s] += cols[ni, ci, i, j, p, q]
+                for q in range(wo):
+                    s = q * sw + j * dil_w - pw
+                    _add_inside(dx, ni, ci, r, s, cols[ni, ci, i, j, p, q])
     return dx
