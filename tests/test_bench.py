@@ -224,16 +224,17 @@ def test_cli_refuses_with_a_clear_error_and_exit_1(monkeypatch, capsys):
     assert out == "" and "self-check failed" in err and "dw 3x3 s1 480 @7x7" in err
 
 
-def test_harness_runs_numba_on_ghostnps_threading_layer():
-    # Numba's threads started by the harness (numba.set_num_threads) before ghostnp's
-    # first kernel call ran on Numba's default OpenMP layer: a second OpenMP runtime
-    # beside PyTorch's, which slowed PyTorch's small depthwise layers several-fold
+def test_harness_runs_numba_on_ghostnps_threading_layer(torch):
+    # Numba's threads started by the harness (numba.get_num_threads/set_num_threads)
+    # before ghostnp's first kernel call ran on Numba's default OpenMP layer: a second
+    # OpenMP runtime beside PyTorch's, which slowed PyTorch's small depthwise layers
+    # several-fold. A whole (tiny) run, in a fresh process, must leave the layer ghostnp
+    # chooses.
     script = (
-        "import os, numba\n"
-        "from ghostnp.bench import runner\n"
-        "limiter, desc = runner._set_threads(2)\n"
-        "limiter.restore_original_limits()\n"
-        "print(desc['numba_layer'], numba.threading_layer())\n"
+        "import numba\n"
+        "from ghostnp.bench import measure, tiny_shapes\n"
+        "r = measure('tiny', shapes=tiny_shapes()[2:3], rounds=1, threads=2, check=False)\n"
+        "print(r.machine['threads']['numba_layer'], numba.threading_layer())\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
     run = subprocess.run(
