@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import out_size
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_kernels import PHASE_CASES, run_unpadded, unpadded_case
 
 import ghostnp
@@ -30,11 +33,11 @@ SPOTS = {"first plane, corner": (0, 0, 0, 0), "last plane, last pixel": (-1, -1,
 
 def planted(a, spot, bad):
     """A copy of a with one element of plane (image, channel) set to bad: row r and column
-    s of spot for a 4-D array; for columns (N, C, kh, kw, ho, wo), r (modulo each size)
-    picks the tap and the row, s the column."""
+    s of spot (modulo the plane's size) for a 4-D array; for columns (N, C, kh, kw, ho,
+    wo), r (modulo each size) picks the tap and the row, s the column."""
     a = a.copy()
     ni, ci, r, s = spot
-    a[(ni, ci, *(r % d for d in a.shape[2:-1]), s)] = bad
+    a[(ni, ci, *(r % d for d in a.shape[2:-1]), s % a.shape[-1])] = bad
     return a
 
 
@@ -112,6 +115,25 @@ def test_non_finite_in_a_middle_channel_of_a_block():
     for spot in [(1, 7, 0, 13), (1, 19, 13, 0), (2, 20, 6, 6)]:
         for bad in BAD.values():
             check_isolated(case, spot, bad)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    dims=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 2)),
+    kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    pad=st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    size=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    spot=st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(0, 8), st.integers(0, 8)),
+    bad=st.sampled_from(list(BAD.values())),
+)
+def test_property_non_finite_value_stays_in_its_plane(dims, kernel, stride, pad, size, spot, bad):
+    for i in range(2):  # only geometries with at least one output pixel
+        if out_size(size[i], kernel[i], stride[i], pad[i], 1) < 1:
+            return
+    case = unpadded_case(*dims, kernel, stride, (1, 1), pad, size, dtype=np.float32)
+    n, c, h, w = case[0].shape
+    check_isolated(case, (spot[0] % n, spot[1] % c, spot[2] % h, spot[3] % w), bad)
 
 
 def test_one_bad_image_leaves_a_models_other_logits_alone():
