@@ -3,6 +3,10 @@ fake timings where a decision depends on them. No timing is asserted."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -218,3 +222,31 @@ def test_cli_refuses_with_a_clear_error_and_exit_1(monkeypatch, capsys):
     assert main(["bench"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and "self-check failed" in err and "dw 3x3 s1 480 @7x7" in err
+
+
+def test_harness_runs_numba_on_ghostnps_threading_layer(torch):
+    # Numba's threads started by the harness (numba.get_num_threads/set_num_threads)
+    # before ghostnp's first kernel call ran on Numba's default OpenMP layer: a second
+    # OpenMP runtime beside PyTorch's, which slowed PyTorch's small depthwise layers
+    # several-fold. A whole (tiny) run, in a fresh process, must leave the layer ghostnp
+    # chooses.
+    script = (
+        "import numba\n"
+        "from ghostnp.bench import measure, tiny_shapes\n"
+        "r = measure('tiny', shapes=tiny_shapes()[2:3], rounds=1, threads=2, check=False)\n"
+        "print(r.machine['threads']['numba_layer'], numba.threading_layer())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["workqueue", "workqueue"]
+
+
+@pytest.mark.parametrize("mode", ["quick", "full"])
+def test_self_check_covers_the_small_depthwise_layer(mode):
+    from ghostnp.bench.runner import CHECK_LAYERS, build_rows
+
+    rows = [r for r in build_rows(mode, 2) if r.group == "layers"]
+    checked = {r.key for r in rows if r.direct is not None}
+    assert "dw 3x3 s1 480 @7x7" in checked and checked == set(CHECK_LAYERS)

@@ -124,6 +124,8 @@ def machine_line(result: BenchResult) -> str:
         if same
         else f"threads: Numba {th['numba']}, OpenBLAS {th['openblas']}, PyTorch {th['torch']}"
     )
+    if th.get("numba_layer"):
+        threads += f" (Numba's {th['numba_layer']} threading layer)"
     load = ""
     if m["foreign_median"] is not None:
         load = (

@@ -273,10 +273,23 @@ def _loadavg() -> str:
 
 def _set_threads(threads: int):
     """Give Numba, OpenBLAS and PyTorch ``threads`` threads; returns the OpenBLAS limiter
-    (a context to restore it) and a description of what each now uses."""
+    (a context to restore it), a description of what each now uses, and the (Numba,
+    PyTorch) thread counts from before.
+
+    Numba's threading layer is chosen first, as ghostnp's first kernel call chooses it in
+    a user's process: ``numba.get_num_threads`` and ``numba.set_num_threads`` start
+    Numba's threads, and started before that choice they would run on Numba's default
+    layer, OpenMP. A second OpenMP
+    runtime beside PyTorch's made PyTorch's depthwise 480 @7x7 about five times slower
+    than in a process of its own (its many short parallel regions, at 2 threads).
+    """
     import numba
     import torch
 
+    from ..kernels.numba.threads import choose_threading_layer
+
+    choose_threading_layer()
+    before = numba.get_num_threads(), torch.get_num_threads()
     numba.set_num_threads(threads)
     torch.set_num_threads(threads)
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -285,10 +298,11 @@ def _set_threads(threads: int):
     blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     desc = {
         "numba": numba.get_num_threads(),
+        "numba_layer": numba.threading_layer(),
         "torch": torch.get_num_threads(),
         "openblas": blas[0] if blas else None,
     }
-    return limiter, desc
+    return limiter, desc, before
 
 
 def measure(
@@ -331,8 +345,7 @@ def measure(
     memory = (mode == "full") if memory is None else memory
     compile_time = (mode == "full") if compile_time is None else compile_time
     load0 = _loadavg()
-    before = numba.get_num_threads(), torch.get_num_threads()
-    limiter, thread_desc = _set_threads(threads)
+    limiter, thread_desc, before = _set_threads(threads)
     try:
         rows = build_rows(mode, threads, shapes)
         results = [RowResult(r) for r in rows]

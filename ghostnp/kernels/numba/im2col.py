@@ -2,8 +2,11 @@
 
 A work item is one (image, channel) plane ``plane = ni*C + ci``; the ``_par`` kernels
 hand chunks of planes to threads with ``prange``, and each chunk owns its planes of the
-result. Column (i, j) of a plane is a masked, shifted copy of one phase, and col2im sums
-the taps that land on each phase of dx, so both are ``_mac_taps`` with unit weights.
+result. Column (i, j) of a plane is a masked, shifted copy of one phase
+(``_masked_copy``), and col2im sums the taps that land on each phase of dx
+(``_mac_taps`` with the mask as the weights). A NaN or Inf outside a plane never reaches it: im2col
+selects instead of multiplying by the mask, and a col2im plane that comes out non-finite
+is recomputed by the exact loop ``_col2im_exact``.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ import numpy as np
 from numba import njit, prange
 
 from .fastmath import FASTMATH
-from .phases import _load_phases, _store_phases, _tap_table, _taps_by_phase
-from .taps import _mac_taps
+from .phases import _add_inside, _load_phases, _store_phases, _tap_table, _taps_by_phase
+from .taps import _finite, _mac_taps, _masked_copy
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -23,22 +26,19 @@ def _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi):
     length = ho * wo
     taps = kh * kw
     phase, shift, fr, fc = _tap_table(kh, kw, sh, sw, dil_h, dil_w, ph, pw, wo)
-    ones = np.ones(taps, dtype=x.dtype)
     sk = shift + phase * length
     direct = sh * sw == 1 and x.shape[2] == ho and x.shape[3] == wo
     cf = cols.reshape(n * c, taps, length)
     xf = x.reshape(x.size)
     buf = np.zeros(0 if direct else sh * sw * length, dtype=x.dtype)
-    one = np.empty(1, dtype=np.int64)
     for plane in range(lo, hi):
         if not direct:
             _load_phases(x, plane // c, plane % c, 1, sh, sw, ho, wo, buf)
         for k in range(taps):  # cols[ni, ci, k] = masked, shifted copy of one phase
-            one[0] = k
             if direct:
-                _mac_taps(cf[plane, k], mask, ones, xf, plane * length, shift, one, length, True)
+                _masked_copy(cf[plane, k], mask[k], xf, plane * length + shift[k], length)
             else:
-                _mac_taps(cf[plane, k], mask, ones, buf, 0, sk, one, length, True)
+                _masked_copy(cf[plane, k], mask[k], buf, sk[k], length)
     return cols
 
 
@@ -58,7 +58,6 @@ def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
     taps = kh * kw
     nph = sh * sw
     phase, shift, fr, fc = _tap_table(kh, kw, sh, sw, dil_h, dil_w, ph, pw, wo)
-    ones = np.ones(taps, dtype=cols.dtype)
     by_phase, count = _taps_by_phase(phase, nph)
     back = np.arange(taps) * length - shift  # tap k's plane, shifted back
     direct = nph == 1 and dx.shape[2] == ho and dx.shape[3] == wo
@@ -69,9 +68,11 @@ def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
         for uv in range(nph):  # phase uv of dx sums the (masked) taps that land on it
             out = dxf[plane] if direct else buf[uv * length : (uv + 1) * length]
             ks = by_phase[uv, : count[uv]]
-            _mac_taps(out, mask, ones, cf[plane], 0, back, ks, length, True)
+            _mac_taps(out, mask, cf[plane], 0, back, ks, length, True)
         if not direct:
             _store_phases(buf, dx, plane // c, plane % c, 1, sh, sw, ho, wo)
+        if not _finite(dxf[plane] if direct else buf):  # a NaN or Inf under a zero of the mask
+            _col2im_exact(cols, sh, sw, dil_h, dil_w, ph, pw, dx, plane // c, plane % c)
     return dx
 
 
@@ -80,4 +81,20 @@ def _col2im_par(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, items, chunks):
     for chunk in prange(chunks):  # each chunk owns the planes dx[ni, ci] of its items
         lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
         _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi)
+    return dx
+
+
+@njit(cache=True)
+def _col2im_exact(cols, sh, sw, dil_h, dil_w, ph, pw, dx, ni, ci):
+    """The plane dx[ni, ci] by the definition: every column entry is added to the input
+    pixel it was read from; entries that came from the padding are skipped."""
+    kh, kw, ho, wo = cols.shape[2], cols.shape[3], cols.shape[4], cols.shape[5]
+    dx[ni, ci] = 0
+    for i in range(kh):
+        for j in range(kw):
+            for p in range(ho):
+                r = p * sh + i * dil_h - ph
+                for q in range(wo):
+                    s = q * sw + j * dil_w - pw
+                    _add_inside(dx, ni, ci, r, s, cols[ni, ci, i, j, p, q])
     return dx

@@ -216,3 +216,16 @@ def _scatter_planes(buf, planes, ni, first, step, nc):
         src = buf[cc * length : (cc + 1) * length]
         for t in range(length):
             dst[t] = src[t]
+
+
+@njit(cache=True)
+def _padded_pixel(x, ni, ci, r, s):
+    """x[ni, ci, r, s] of x zero-padded: 0 where (r, s) lies outside the plane."""
+    return x[ni, ci, r, s] if 0 <= r < x.shape[2] and 0 <= s < x.shape[3] else 0.0
+
+
+@njit(cache=True)
+def _add_inside(dx, ni, ci, r, s, v):
+    """dx[ni, ci, r, s] += v where (r, s) lies inside the plane (padding is dropped)."""
+    if 0 <= r < dx.shape[2] and 0 <= s < dx.shape[3]:
+        dx[ni, ci, r, s] += v

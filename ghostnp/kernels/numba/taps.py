@@ -1,11 +1,12 @@
 """The inner loops of the phase kernels: multiply-adds over shifted runs of a flat array.
 
 ``_mac_taps`` sums the taps of a kernel into an output run (forward, input gradient,
-im2col, col2im); ``_acc_products`` and ``_acc_products2`` accumulate the per-pixel
-products of a weight gradient; ``_dot`` reduces them. Each loop runs over t, the flat
-pixel index of a block of planes, and is written so that the compiler vectorises it:
-slices start at index 0 and the few reads that would leave the source array are done
-one by one at the ends.
+col2im); ``_acc_products`` and ``_acc_products2`` accumulate the per-pixel products of a
+weight gradient and ``_masked_sum`` reduces them; ``_masked_copy`` makes one column of
+im2col; ``_finite`` finds a block whose output a NaN or Inf read from outside its planes
+may have reached. Each loop runs over t, the flat pixel index of a block of planes, and
+is written so that the compiler vectorises it: slices start at index 0 and the few reads
+that would leave the source array are done one by one at the ends.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from .fastmath import FASTMATH, REDUCE
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
-    """out[t] (= if assign, else +=) sum over k in ks of scale[k] * wm[k, t] * src[s0 + t + shift[k]].
+def _mac_taps(out, wm, src, s0, shift, ks, n, assign):
+    """out[t] (= if assign, else +=) sum over k in ks of wm[k, t] * src[s0 + t + shift[k]].
 
     For t in [0, n). Reads that would fall outside ``src`` are skipped: their weight is
     zero by construction. A 3x3 kernel's nine taps go through one vectorised loop over t,
@@ -50,9 +51,6 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         a0, a1, a2 = wm[k0, lo:hi], wm[k1, lo:hi], wm[k2, lo:hi]
         a3, a4, a5 = wm[k3, lo:hi], wm[k4, lo:hi], wm[k5, lo:hi]
         a6, a7, a8 = wm[k6, lo:hi], wm[k7, lo:hi], wm[k8, lo:hi]
-        c0, c1, c2 = scale[k0], scale[k1], scale[k2]
-        c3, c4, c5 = scale[k3], scale[k4], scale[k5]
-        c6, c7, c8 = scale[k6], scale[k7], scale[k8]
         x0, x1, x2 = (
             src[d + shift[k0] :][:span],
             src[d + shift[k1] :][:span],
@@ -70,15 +68,15 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         )
         for t in range(span):
             acc = (
-                c0 * a0[t] * x0[t]
-                + c1 * a1[t] * x1[t]
-                + c2 * a2[t] * x2[t]
-                + c3 * a3[t] * x3[t]
-                + c4 * a4[t] * x4[t]
-                + c5 * a5[t] * x5[t]
-                + c6 * a6[t] * x6[t]
-                + c7 * a7[t] * x7[t]
-                + c8 * a8[t] * x8[t]
+                a0[t] * x0[t]
+                + a1[t] * x1[t]
+                + a2[t] * x2[t]
+                + a3[t] * x3[t]
+                + a4[t] * x4[t]
+                + a5[t] * x5[t]
+                + a6[t] * x6[t]
+                + a7[t] * x7[t]
+                + a8[t] * x8[t]
             )
             seg[t] = acc if assign else seg[t] + acc
         done = 9
@@ -87,22 +85,21 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         if ks.size - done >= 3:
             k0, k1, k2 = ks[done], ks[done + 1], ks[done + 2]
             a0, a1, a2 = wm[k0, lo:hi], wm[k1, lo:hi], wm[k2, lo:hi]
-            c0, c1, c2 = scale[k0], scale[k1], scale[k2]
             x0, x1, x2 = (
                 src[d + shift[k0] :][:span],
                 src[d + shift[k1] :][:span],
                 src[d + shift[k2] :][:span],
             )
             for t in range(span):
-                acc = c0 * a0[t] * x0[t] + c1 * a1[t] * x1[t] + c2 * a2[t] * x2[t]
+                acc = a0[t] * x0[t] + a1[t] * x1[t] + a2[t] * x2[t]
                 seg[t] = acc if first else seg[t] + acc
             done += 3
         else:
             k0 = ks[done]
-            a0, c0 = wm[k0, lo:hi], scale[k0]
+            a0 = wm[k0, lo:hi]
             x0 = src[d + shift[k0] :][:span]
             for t in range(span):
-                acc = c0 * a0[t] * x0[t]
+                acc = a0[t] * x0[t]
                 seg[t] = acc if first else seg[t] + acc
             done += 1
     if ks.size == 0 and assign:
@@ -113,7 +110,7 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         for k in ks:
             idx = s0 + t + shift[k]
             if 0 <= idx < size:
-                acc += scale[k] * wm[k, t] * src[idx]
+                acc += wm[k, t] * src[idx]
         out[t] = acc
 
 
@@ -205,14 +202,46 @@ def _acc_products2(part, gy0, gy1, src, s0, s1, shift, n):
 
 
 @njit(cache=True, fastmath=REDUCE)
-def _dot(a, b):
-    """sum_t a[t] * b[t], vectorised (the compiler picks the order of the additions)."""
-    acc = a[0] * 0
+def _masked_sum(a, mask):
+    """sum of a[t] over the t where mask[t] != 0, vectorised (the compiler picks the order
+    of the additions). Entries under a zero of the mask are skipped, not multiplied by 0,
+    so a NaN or Inf there (a read from a neighbouring plane) does not reach the sum."""
+    acc = mask[0] - mask[0]  # 0 in a's type (a[0] itself may be NaN)
     for t in range(a.size):
-        acc += a[t] * b[t]
+        acc += a[t] if mask[t] != 0 else mask[t]  # mask[t] is a zero of a's type
     return acc
 
 
-# ----------------------------------------------------------------------------------------
-# phase kernels: depthwise convolution
-# ----------------------------------------------------------------------------------------
+@njit(cache=True)
+def _masked_copy(dst, mask, src, s0, n):
+    """dst[t] = src[s0 + t] where mask[t] != 0, else 0, for t in [0, n).
+
+    A select, not a product with the mask: a NaN or Inf read from a neighbouring plane
+    lands under a zero of the mask and is dropped. Reads outside ``src`` (always under a
+    zero of the mask) are not made.
+    """
+    lo = min(max(0, -s0), n)
+    hi = max(min(n, src.size - s0), lo)
+    seg, mk = dst[lo:hi], mask[lo:hi]
+    xs = src[s0 + lo :][: hi - lo]
+    for t in range(seg.size):
+        seg[t] = xs[t] if mk[t] != 0 else mk[t]  # mk[t] is a zero of dst's type
+    for t in range(lo):
+        dst[t] = 0
+    for t in range(hi, n):
+        dst[t] = 0
+
+
+@njit(cache=True)
+def _finite(a):
+    """True when every element of the 1-D array ``a`` is finite (no NaN, no Inf).
+
+    The phase kernels multiply reads that leave a plane by a zero of the mask; that is
+    exact unless the read is a NaN or an Inf, and then the output is not finite. Checking
+    the output therefore tells when a block must be recomputed by the exact loops.
+    """
+    bad = 0
+    for t in range(a.size):
+        v = a[t]
+        bad += not (v - v == 0)  # NaN for NaN and for +-Inf
+    return bad == 0
