@@ -103,3 +103,21 @@ def test_cache_dir_follows_the_rules(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "n"
     monkeypatch.setenv("GHOSTNP_CACHE_DIR", str(tmp_path / "g"))
     assert cache_dir() == tmp_path / "g"
+
+
+def test_a_kernel_is_recompiled_when_a_file_beside_it_changes(tmp_path):
+    """Kernels inline helpers from the other files of their folder; Numba's own stamp is
+    that of the kernel's file alone, so ghostnp's locator stamps the whole folder."""
+    from numba.core import caching
+
+    from ghostnp.kernels import numba as _  # noqa: F401 - installs the locator
+
+    impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    locator_cls = next(c for c in impl._locator_classes if c.__name__ == "GhostnpCacheLocator")
+    (tmp_path / "kernel.py").write_text("def kernel():\n    return helper()\n")
+    (tmp_path / "helper.py").write_text("def helper():\n    return 1\n")
+    locator = locator_cls(lambda: None, str(tmp_path / "kernel.py"), tmp_path / "cache")
+    before = locator.get_source_stamp()
+    assert locator.get_source_stamp() == before  # unchanged files: the cache stays valid
+    (tmp_path / "helper.py").write_text("def helper():\n    return 22\n")
+    assert locator.get_source_stamp() != before

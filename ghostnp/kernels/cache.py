@@ -16,7 +16,8 @@ and in a folder under the system's temporary directory if that one cannot be
 written. The choice is made by a Numba cache locator that only answers for files of
 the ghostnp package; it is installed when the compiled kernels are first imported
 (``import ghostnp`` imports nothing of Numba), and functions of other libraries are
-cached as they always were.
+cached as they always were. A cached kernel is recompiled when any source file of its
+folder changes, not only its own (see ``get_source_stamp``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,16 @@ def install_cache_locator() -> None:
             self._py_file = py_file
             self._lineno = py_func.__code__.co_firstlineno
             self._cache_path = str(root / self.get_suitable_cache_subpath(py_file))
+
+        def get_source_stamp(self) -> Any:
+            """The name, mtime and size of every ``.py`` file beside the kernel's own.
+
+            A kernel inlines helpers from the other files of its folder, and Numba checks
+            only the stamp of the file that defines the kernel: an edit of a helper would
+            leave stale machine code in the cache. Any change in the folder recompiles.
+            """
+            files = sorted(Path(self._py_file).parent.glob("*.py"))
+            return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
 
         @classmethod
         def from_function(cls, py_func: Any, py_file: str) -> Any:
