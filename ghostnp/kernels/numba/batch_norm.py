@@ -8,12 +8,13 @@ thread count; the elementwise passes run in the arrays' own precision.
 
 from __future__ import annotations
 
-from numba import njit, prange
+from numba import prange
 
 from .fastmath import FASTMATH, REDUCE
+from .jit import kernel
 
 
-@njit(parallel=True, cache=True, fastmath=REDUCE)
+@kernel(parallel=True, fastmath=REDUCE)
 def _bn_stats(x, mean, var):
     """mean[c] and the biased var[c] of x (N, C, L) over (N, L), in two passes."""
     n, c, length = x.shape
@@ -36,7 +37,7 @@ def _bn_stats(x, mean, var):
     return mean, var
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
+@kernel(parallel=True, fastmath=FASTMATH)
 def _bn_normalize(x, mean, inv_std, gamma, beta, xhat, y, affine):
     """xhat = (x - mean) * inv_std and, if ``affine``, y = xhat * gamma + beta, per channel."""
     n, c, length = x.shape
@@ -56,7 +57,7 @@ def _bn_normalize(x, mean, inv_std, gamma, beta, xhat, y, affine):
     return xhat, y
 
 
-@njit(parallel=True, cache=True, fastmath=REDUCE)
+@kernel(parallel=True, fastmath=REDUCE)
 def _bn_backward(dy, xhat, scale, inv_count, training, dx, dgamma, dbeta):
     """dbeta = sum dy, dgamma = sum dy * xhat, and dx = scale * (dy - dbeta/count -
     xhat * dgamma/count) in training (scale * dy in eval), per channel."""

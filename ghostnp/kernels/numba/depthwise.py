@@ -12,9 +12,10 @@ inside the item that owns it, in an order that does not depend on the thread cou
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .fastmath import FASTMATH
+from .jit import kernel
 from .phases import (
     _gather_planes,
     _load_phases,
@@ -27,7 +28,7 @@ from .phases import (
 from .taps import _acc_products, _acc_products2, _dot, _mac_taps
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH)
 def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi):
     """Depthwise forward of the work items [lo, hi): item `it` is the block of channels
     [it*cb, it*cb + nc) of every image, and owns those planes of y."""
@@ -70,7 +71,7 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
     return y
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _dw_forward_par(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, items, chunks):
     for chunk in prange(chunks):  # each chunk owns the planes of its items
         lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
@@ -78,7 +79,7 @@ def _dw_forward_par(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, items, c
     return y
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH)
 def _dw_backward_items(
     dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, lo, hi
 ):
@@ -172,7 +173,7 @@ def _dw_backward_items(
     return dx, dw
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _dw_backward_par(
     dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, items, chunks
 ):

@@ -9,14 +9,15 @@ the taps that land on each phase of dx, so both are ``_mac_taps`` with unit weig
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from .fastmath import FASTMATH
+from .jit import kernel
 from .phases import _load_phases, _store_phases, _tap_table, _taps_by_phase
 from .taps import _mac_taps
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH)
 def _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi):
     """im2col of the (image, channel) planes [lo, hi)."""
     n, c, kh, kw, ho, wo = cols.shape
@@ -42,7 +43,7 @@ def _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi):
     return cols
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _im2col_par(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, items, chunks):
     for chunk in prange(chunks):  # each chunk owns the planes cols[ni, ci] of its items
         lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
@@ -50,7 +51,7 @@ def _im2col_par(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, items, chunks):
     return cols
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH)
 def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
     """col2im into the (image, channel) planes [lo, hi) of dx."""
     n, c, kh, kw, ho, wo = cols.shape
@@ -75,7 +76,7 @@ def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
     return dx
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _col2im_par(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, items, chunks):
     for chunk in prange(chunks):  # each chunk owns the planes dx[ni, ci] of its items
         lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks

@@ -10,12 +10,11 @@ one by one at the ends.
 
 from __future__ import annotations
 
-from numba import njit
-
 from .fastmath import FASTMATH, REDUCE
+from .jit import kernel
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, helper=True)
 def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
     """out[t] (= if assign, else +=) sum over k in ks of scale[k] * wm[k, t] * src[s0 + t + shift[k]].
 
@@ -117,7 +116,7 @@ def _mac_taps(out, wm, scale, src, s0, shift, ks, n, assign):
         out[t] = acc
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, helper=True)
 def _acc_products(part, gy, src, s0, shift, n):
     """part[k, t] += gy[t] * src[s0 + t + shift[k]] for every tap k and t in [0, n).
 
@@ -161,7 +160,7 @@ def _acc_products(part, gy, src, s0, shift, n):
                 part[k, t] += gy[t] * src[idx]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, helper=True)
 def _acc_products2(part, gy0, gy1, src, s0, s1, shift, n):
     """Two images at once: part[k, t] += gy0[t] * src[s0 + t + shift[k]]
     + gy1[t] * src[s1 + t + shift[k]] (each load and store of ``part`` serves both)."""
@@ -204,7 +203,7 @@ def _acc_products2(part, gy0, gy1, src, s0, s1, shift, n):
                 part[k, t] += gy1[t] * src[i1]
 
 
-@njit(cache=True, fastmath=REDUCE)
+@kernel(fastmath=REDUCE, helper=True)
 def _dot(a, b):
     """sum_t a[t] * b[t], vectorised (the compiler picks the order of the additions)."""
     acc = a[0] * 0
