@@ -4,15 +4,14 @@ gradients from one pass over dy.
 Work is split into items: item ``it`` is the block of channels [it*cb, it*cb + nc) of
 every image, cb chosen so that a block holds about ``stack`` elements (``STACK`` in the
 backend's interface), and the item owns those planes of y or dx and those filters of
-dw. The ``_par`` kernels hand chunks of items to threads with ``prange``, so no two
-threads ever write the same element, and a weight gradient is summed over the batch
+dw. ``threads.run_items`` hands ranges of items to threads, so no two threads ever
+write the same element, and a weight gradient is summed over the batch
 inside the item that owns it, in an order that does not depend on the thread count.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from .fastmath import FASTMATH
 from .jit import kernel
@@ -28,7 +27,7 @@ from .phases import (
 from .taps import _acc_products, _acc_products2, _dot, _mac_taps
 
 
-@kernel(fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi):
     """Depthwise forward of the work items [lo, hi): item `it` is the block of channels
     [it*cb, it*cb + nc) of every image, and owns those planes of y."""
@@ -71,15 +70,7 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
     return y
 
 
-@kernel(parallel=True)
-def _dw_forward_par(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, items, chunks):
-    for chunk in prange(chunks):  # each chunk owns the planes of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi)
-    return y
-
-
-@kernel(fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _dw_backward_items(
     dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, lo, hi
 ):
@@ -170,16 +161,4 @@ def _dw_backward_items(
                 for cc in range(nc):
                     seg = part[mi, k, cc * length : (cc + 1) * length]
                     dw[(c0 + cc) * m + mi, k // kw, k % kw] = _dot(seg, mask_x[k])
-    return dx, dw
-
-
-@kernel(parallel=True)
-def _dw_backward_par(
-    dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, items, chunks
-):
-    for chunk in prange(chunks):  # each chunk owns the planes and filters of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _dw_backward_items(
-            dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, lo, hi
-        )
     return dx, dw

@@ -1,15 +1,13 @@
 """im2col and col2im in the phase layout (see ``phases.py``), for dense convolutions.
 
-A work item is one (image, channel) plane ``plane = ni*C + ci``; the ``_par`` kernels
-hand chunks of planes to threads with ``prange``, and each chunk owns its planes of the
-result. Column (i, j) of a plane is a masked, shifted copy of one phase, and col2im sums
+A work item is one (image, channel) plane ``plane = ni*C + ci``; ``threads.run_items``
+hands ranges of planes to threads, and each range owns its planes of the result. Column (i, j) of a plane is a masked, shifted copy of one phase, and col2im sums
 the taps that land on each phase of dx, so both are ``_mac_taps`` with unit weights.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
 from .fastmath import FASTMATH
 from .jit import kernel
@@ -17,7 +15,7 @@ from .phases import _load_phases, _store_phases, _tap_table, _taps_by_phase
 from .taps import _mac_taps
 
 
-@kernel(fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi):
     """im2col of the (image, channel) planes [lo, hi)."""
     n, c, kh, kw, ho, wo = cols.shape
@@ -43,15 +41,7 @@ def _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi):
     return cols
 
 
-@kernel(parallel=True)
-def _im2col_par(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, items, chunks):
-    for chunk in prange(chunks):  # each chunk owns the planes cols[ni, ci] of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi)
-    return cols
-
-
-@kernel(fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
     """col2im into the (image, channel) planes [lo, hi) of dx."""
     n, c, kh, kw, ho, wo = cols.shape
@@ -73,12 +63,4 @@ def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
             _mac_taps(out, mask, ones, cf[plane], 0, back, ks, length, True)
         if not direct:
             _store_phases(buf, dx, plane // c, plane % c, 1, sh, sw, ho, wo)
-    return dx
-
-
-@kernel(parallel=True)
-def _col2im_par(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, items, chunks):
-    for chunk in prange(chunks):  # each chunk owns the planes dx[ni, ci] of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi)
     return dx

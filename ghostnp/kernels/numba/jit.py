@@ -41,17 +41,23 @@ class _Kernel(CPUDispatcher):  # type: ignore[misc]  # numba is untyped
 
 
 def kernel(
-    *, parallel: bool = False, fastmath: set[str] | bool = False, helper: bool = False
+    *,
+    parallel: bool = False,
+    fastmath: set[str] | bool = False,
+    nogil: bool = False,
+    helper: bool = False,
 ) -> Callable[[Callable[..., Any]], Any]:
     """Decorator: compile a function as a cached nopython Numba kernel (see above).
 
     ``parallel`` turns ``prange`` loops into threads; ``fastmath`` is one of the sets in
-    ``fastmath.py``; ``helper=True`` marks a function called only by other kernels.
+    ``fastmath.py``; ``nogil`` releases the GIL while the kernel runs (for
+    ``threads.run_items``); ``helper=True`` marks a function called only by other kernels.
     """
     options: dict[str, Any] = {
         "nopython": True,
         "parallel": parallel,
         "fastmath": fastmath,
+        "nogil": nogil,
         "error_model": "numpy",
     }
     if helper:
