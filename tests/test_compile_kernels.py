@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -99,3 +101,27 @@ def test_numba_disable_jit_gives_the_python_function(monkeypatch):
         return a + 1
 
     assert kernel()(f) is f
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_run_items_works_in_a_forked_child():
+    # the child has none of the parent's pool threads: it must make its own pool
+    def nothing(lo, hi):
+        pass
+
+    threads.run_items(nothing, (), 4, 2)  # the parent's pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if the split ran
+        seen = []
+        threads.run_items(lambda lo, hi: seen.extend(range(lo, hi)), (), 4, 2)
+        os._exit(0 if sorted(seen) == [0, 1, 2, 3] else 1)
+    for _ in range(600):  # a child waiting on threads it does not have would never exit
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("run_items hung in a forked child")
+    assert os.waitstatus_to_exitcode(status) == 0

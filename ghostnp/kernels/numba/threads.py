@@ -34,6 +34,8 @@ WORKQUEUE_MIN_WORK = 12 << 20
 
 _state: dict[str, str | bool | None] = {"layer": None, "configured": False}
 _pool: dict[int, ThreadPoolExecutor] = {}  # worker count -> pool, made on first use
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
+    os.register_at_fork(after_in_child=_pool.clear)
 
 
 def choose_threading_layer() -> None:
