@@ -108,7 +108,7 @@ class GhostModule(Module):
         self.init_channels = math.ceil(oup / ratio)  # intrinsic maps m
         self.new_channels = self.init_channels * (ratio - 1)  # ghost maps
         self._build(kernel_size, dw_size, stride, relu)
-        self._caches: tuple[ConcatCache, SliceCache] | None = None
+        self._caches: tuple[ConcatCache, SliceCache | None] | None = None
 
     def _build(self, kernel_size: int, dw_size: int, stride: int, relu: bool) -> None:
         """Create the members that make the intrinsic and the ghost maps (subclasses that
@@ -138,7 +138,9 @@ class GhostModule(Module):
         x1 = self._primary_path()(x)  # intrinsic (N, m, H', W')
         x2 = self._cheap_path()(x1)  # ghost     (N, m*(ratio-1), H', W')
         cat, cat_cache = F.concat_forward([x1, x2])  # (N, m*ratio, H', W')
-        y, slice_cache = F.channel_slice_forward(cat, 0, self.oup)  # (N, oup, H', W')
+        y, slice_cache = cat, None  # oup == m*ratio (an even oup at ratio 2): nothing to drop
+        if self.oup < cat.shape[1]:
+            y, slice_cache = F.channel_slice_forward(cat, 0, self.oup)  # (N, oup, H', W')
         self._caches = (cat_cache, slice_cache)
         return y, x1, x2
 
@@ -147,9 +149,12 @@ class GhostModule(Module):
 
     def backward(self, dy: FloatArray) -> FloatArray:
         cat_cache, slice_cache = self._need(self._caches)
-        dcat = F.channel_slice_backward(dy, slice_cache)  # zeros for dropped channels
+        # zeros for the dropped channels, if any
+        dcat = dy if slice_cache is None else F.channel_slice_backward(dy, slice_cache)
         dx1, dx2 = F.concat_backward(dcat, cat_cache)
+        del dcat  # each gradient is let go once used: backward's memory peaks here
         dx1 = dx1 + self._cheap_path().backward(dx2)  # x1 fans out: gradients add
+        del dx2
         return self._primary_path().backward(dx1)
 
     def inline_ops(

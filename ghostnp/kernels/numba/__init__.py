@@ -14,7 +14,7 @@ Routes:
   padded and runs the plain loops.
 * ``depthwise_*``: the phase kernels, or the plain loops on a padded copy.
 * ``conv_matmul`` / ``conv_backward_weight``: BLAS, with the call shapes of ``gemm.py``.
-* ``batch_norm_*``: one compiled pass per step, parallel over channels.
+* ``batch_norm_*``: one compiled pass per step, threads splitting the channels.
 
 The files, one idea each:
 
@@ -44,14 +44,9 @@ from ...typing import FloatArray
 from ..geometry import ConvGeometry
 from ..reference import crop, pad
 from .batch_norm import _bn_backward, _bn_normalize, _bn_stats
-from .depthwise import (
-    _dw_backward_items,
-    _dw_backward_par,
-    _dw_forward_items,
-    _dw_forward_par,
-)
+from .depthwise import _dw_backward_items, _dw_forward_items
 from .gemm import conv_backward_weight, conv_matmul
-from .im2col import _col2im_items, _col2im_par, _im2col_items, _im2col_par
+from .im2col import _col2im_items, _im2col_items
 from .loops import (
     _col2im,
     _depthwise_backward_input,
@@ -60,7 +55,7 @@ from .loops import (
     _im2col,
 )
 from .phases import masks, phases_fit
-from .threads import set_threads
+from .threads import run_items, set_threads
 
 __all__ = [
     "unfold",
@@ -114,10 +109,7 @@ def unfold(x: FloatArray, geom: ConvGeometry) -> FloatArray:
         mask = masks(geom, x.dtype)[0]
         cols = np.empty((n, c, geom.kh, geom.kw, geom.ho, geom.wo), dtype=x.dtype)
         args = (x, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ph, geom.pw, mask, cols)
-        if threads == 1:  # called directly: no thread pool to wake at all
-            _im2col_items(*args, 0, n * c)
-        else:
-            _im2col_par(*args, n * c, min(threads, n * c))
+        run_items(_im2col_items, args, n * c, threads)
         return cols
     plain: FloatArray = _im2col(
         _padded(x, geom),
@@ -149,10 +141,7 @@ def fold(cols: FloatArray, geom: ConvGeometry) -> FloatArray:
         mask = masks(geom, cols.dtype)[1]
         dx = np.empty((n, c, geom.h, geom.wd), dtype=cols.dtype)
         args = (cols, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ph, geom.pw, mask, dx)
-        if threads == 1:
-            _col2im_items(*args, 0, n * c)
-        else:
-            _col2im_par(*args, n * c, min(threads, n * c))
+        run_items(_col2im_items, args, n * c, threads)
         return dx
     hp, wp = geom.padded_hw
     dxp: FloatArray = _col2im(cols, hp, wp, geom.sh, geom.sw, geom.dil_h, geom.dil_w)
@@ -181,11 +170,7 @@ def depthwise_forward(x: FloatArray, w: FloatArray, geom: ConvGeometry) -> Float
         mask = masks(geom, x.dtype)[0]
         y = np.empty((n, o, geom.ho, geom.wo), dtype=x.dtype)
         args = (x, w, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ph, geom.pw, mask, y, STACK)
-        items = _items(c, geom)
-        if threads == 1:
-            _dw_forward_items(*args, 0, items)
-        else:
-            _dw_forward_par(*args, items, min(threads, items))
+        run_items(_dw_forward_items, args, _items(c, geom), threads)
         return y
     plain: FloatArray = _depthwise_forward(
         _padded(x, geom), w, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ho, geom.wo
@@ -226,11 +211,7 @@ def _depthwise_backward(
             dw,
             STACK,
         )
-        items = _items(c, geom)
-        if threads == 1:
-            _dw_backward_items(*args, 0, items)
-        else:
-            _dw_backward_par(*args, items, min(threads, items))
+        run_items(_dw_backward_items, args, _items(c, geom), threads)
         return dx, dw
     if want_dx:
         hp, wp = geom.padded_hw
@@ -281,9 +262,9 @@ def batch_norm_stats(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``reference.batch_norm_stats``: per-channel (mean, biased variance), each (C,)."""
     x = np.ascontiguousarray(x)
     c = x.shape[1]
-    set_threads(x.size)
+    threads = set_threads(x.size)
     mean, var = np.empty(c, dtype=x.dtype), np.empty(c, dtype=x.dtype)
-    _bn_stats(_flat3(x), mean, var)
+    run_items(_bn_stats, (_flat3(x), mean, var), c, threads)
     return mean, var
 
 
@@ -299,12 +280,13 @@ def batch_norm_normalize(
     not ``affine``."""
     x = np.ascontiguousarray(x)
     c = x.shape[1]
-    set_threads(x.size)
+    threads = set_threads(x.size)
     xhat = np.empty_like(x)
     y = np.empty_like(x) if affine else xhat
     if not affine:
         gamma = beta = np.empty(c, dtype=x.dtype)  # not read
-    _bn_normalize(_flat3(x), mean, inv_std, gamma, beta, _flat3(xhat), _flat3(y), affine)
+    args = (_flat3(x), mean, inv_std, gamma, beta, _flat3(xhat), _flat3(y), affine)
+    run_items(_bn_normalize, args, c, threads)
     return xhat, y
 
 
@@ -314,10 +296,10 @@ def batch_norm_backward(
     """``reference.batch_norm_backward``: (dx (N, C, H, W), dgamma (C,), dbeta (C,))."""
     dy, xhat = np.ascontiguousarray(dy), np.ascontiguousarray(xhat)
     c = dy.shape[1]
-    set_threads(dy.size)
+    threads = set_threads(dy.size)
     dx = np.empty_like(dy)
     dgamma, dbeta = np.empty(c, dtype=dy.dtype), np.empty(c, dtype=dy.dtype)
     inv_count = np.full(1, c / dy.size, dtype=dy.dtype)  # 1 / (N*H*W)
     args = (_flat3(dy), _flat3(xhat), scale, inv_count, bool(training), _flat3(dx), dgamma, dbeta)
-    _bn_backward(*args)
+    run_items(_bn_backward, args, c, threads)
     return dx, dgamma, dbeta

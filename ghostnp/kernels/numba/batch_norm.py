@@ -1,24 +1,24 @@
 """Batch-norm kernels: the statistics, the normalisation and the backward pass.
 
-Each kernel runs ``prange`` over channels; an iteration owns its channel's statistics
-and planes, so nothing is shared between threads. Arrays come flattened to
+Each kernel runs over the channels [lo, hi) (``threads.run_items`` gives each thread a
+range); a channel's statistics and planes belong to it alone, so nothing is shared
+between threads. Arrays come flattened to
 (N, C, H*W). Sums are kept in float64 and run in an order that does not depend on the
 thread count; the elementwise passes run in the arrays' own precision.
 """
 
 from __future__ import annotations
 
-from numba import njit, prange
-
 from .fastmath import FASTMATH, REDUCE
+from .jit import kernel
 
 
-@njit(parallel=True, cache=True, fastmath=REDUCE)
-def _bn_stats(x, mean, var):
+@kernel(fastmath=REDUCE, nogil=True)
+def _bn_stats(x, mean, var, lo, hi):
     """mean[c] and the biased var[c] of x (N, C, L) over (N, L), in two passes."""
     n, c, length = x.shape
     count = n * length
-    for ci in prange(c):
+    for ci in range(lo, hi):
         s = 0.0
         for ni in range(n):
             xs = x[ni, ci]
@@ -36,11 +36,11 @@ def _bn_stats(x, mean, var):
     return mean, var
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH)
-def _bn_normalize(x, mean, inv_std, gamma, beta, xhat, y, affine):
+@kernel(fastmath=FASTMATH, nogil=True)
+def _bn_normalize(x, mean, inv_std, gamma, beta, xhat, y, affine, lo, hi):
     """xhat = (x - mean) * inv_std and, if ``affine``, y = xhat * gamma + beta, per channel."""
     n, c, length = x.shape
-    for ci in prange(c):
+    for ci in range(lo, hi):
         mean_c, inv, gamma_c, beta_c = mean[ci], inv_std[ci], gamma[ci], beta[ci]
         for ni in range(n):
             xs, xhs = x[ni, ci], xhat[ni, ci]
@@ -56,12 +56,12 @@ def _bn_normalize(x, mean, inv_std, gamma, beta, xhat, y, affine):
     return xhat, y
 
 
-@njit(parallel=True, cache=True, fastmath=REDUCE)
-def _bn_backward(dy, xhat, scale, inv_count, training, dx, dgamma, dbeta):
+@kernel(fastmath=REDUCE, nogil=True)
+def _bn_backward(dy, xhat, scale, inv_count, training, dx, dgamma, dbeta, lo, hi):
     """dbeta = sum dy, dgamma = sum dy * xhat, and dx = scale * (dy - dbeta/count -
     xhat * dgamma/count) in training (scale * dy in eval), per channel."""
     n, c, length = dy.shape
-    for ci in prange(c):
+    for ci in range(lo, hi):
         sum_dy, sum_dy_xhat = 0.0, 0.0
         for ni in range(n):
             dys, xhs = dy[ni, ci], xhat[ni, ci]

@@ -4,8 +4,8 @@ gradients from one pass over dy.
 Work is split into items: item ``it`` is the block of channels [it*cb, it*cb + nc) of
 every image, cb chosen so that a block holds about ``stack`` elements (``STACK`` in the
 backend's interface), and the item owns those planes of y or dx and those filters of
-dw. The ``_par`` kernels hand chunks of items to threads with ``prange``, so no two
-threads ever write the same element, and a weight gradient is summed over the batch
+dw. ``threads.run_items`` hands ranges of items to threads, so no two threads ever
+write the same element, and a weight gradient is summed over the batch
 inside the item that owns it, in an order that does not depend on the thread count.
 
 A read that leaves a plane is multiplied by a zero of the mask, which is exact for finite
@@ -21,9 +21,9 @@ depends on its own input only, NaN and Inf included, and equals the reference's.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from .fastmath import FASTMATH
+from .jit import kernel
 from .phases import (
     _add_inside,
     _gather_planes,
@@ -38,7 +38,7 @@ from .phases import (
 from .taps import _acc_products, _acc_products2, _finite, _mac_taps, _masked_sum
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi):
     """Depthwise forward of the work items [lo, hi): item `it` is the block of channels
     [it*cb, it*cb + nc) of every image, and owns those planes of y."""
@@ -84,15 +84,7 @@ def _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi
     return y
 
 
-@njit(parallel=True, cache=True)
-def _dw_forward_par(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, items, chunks):
-    for chunk in prange(chunks):  # each chunk owns the planes of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _dw_forward_items(x, w, sh, sw, dil_h, dil_w, ph, pw, mask, y, stack, lo, hi)
-    return y
-
-
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _dw_backward_items(
     dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, lo, hi
 ):
@@ -194,24 +186,12 @@ def _dw_backward_items(
     return dx, dw
 
 
-@njit(parallel=True, cache=True)
-def _dw_backward_par(
-    dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, items, chunks
-):
-    for chunk in prange(chunks):  # each chunk owns the planes and filters of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _dw_backward_items(
-            dy, x, w, sh, sw, dil_h, dil_w, ph, pw, mask_x, mask_dx, dx, dw, stack, lo, hi
-        )
-    return dx, dw
-
-
 # ----------------------------------------------------------------------------------------
 # exact loops for a block whose fast result is not finite
 # ----------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _dw_forward_exact(x, w, sh, sw, dil_h, dil_w, ph, pw, y, ni, c0, nc):
     """The planes y[ni, c0*M : (c0 + nc)*M] by the definition, on x zero-padded (a tap in
     the padding adds w * 0, as in the reference); only pixels of x's own planes are read."""
@@ -233,7 +213,7 @@ def _dw_forward_exact(x, w, sh, sw, dil_h, dil_w, ph, pw, y, ni, c0, nc):
     return y
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _dw_backward_input_exact(dy, w, sh, sw, dil_h, dil_w, ph, pw, dx, ni, c0, nc):
     """The planes dx[ni, c0 : c0 + nc] by the definition: every output pixel adds
     w * dy to the input pixels its window reads, taps in the padding skipped."""
@@ -255,7 +235,7 @@ def _dw_backward_input_exact(dy, w, sh, sw, dil_h, dil_w, ph, pw, dx, ni, c0, nc
     return dx
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _dw_backward_weight_exact(dy, x, sh, sw, dil_h, dil_w, ph, pw, dw, c0, nc):
     """The filters dw[c0*M : (c0 + nc)*M] by the definition: the sum over images and output
     pixels of dy times the zero-padded x (a NaN in dy meets the padding as NaN * 0)."""

@@ -1,8 +1,7 @@
 """im2col and col2im in the phase layout (see ``phases.py``), for dense convolutions.
 
-A work item is one (image, channel) plane ``plane = ni*C + ci``; the ``_par`` kernels
-hand chunks of planes to threads with ``prange``, and each chunk owns its planes of the
-result. Column (i, j) of a plane is a masked, shifted copy of one phase
+A work item is one (image, channel) plane ``plane = ni*C + ci``; ``threads.run_items``
+hands ranges of planes to threads, and each range owns its planes of the result. Column (i, j) of a plane is a masked, shifted copy of one phase
 (``_masked_copy``), and col2im sums the taps that land on each phase of dx
 (``_mac_taps`` with the mask as the weights). A NaN or Inf outside a plane never reaches it: im2col
 selects instead of multiplying by the mask, and a col2im plane that comes out non-finite
@@ -12,14 +11,14 @@ is recomputed by the exact loop ``_col2im_exact``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 
 from .fastmath import FASTMATH
+from .jit import kernel
 from .phases import _add_inside, _load_phases, _store_phases, _tap_table, _taps_by_phase
 from .taps import _finite, _mac_taps, _masked_copy
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi):
     """im2col of the (image, channel) planes [lo, hi)."""
     n, c, kh, kw, ho, wo = cols.shape
@@ -42,15 +41,7 @@ def _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi):
     return cols
 
 
-@njit(parallel=True, cache=True)
-def _im2col_par(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, items, chunks):
-    for chunk in prange(chunks):  # each chunk owns the planes cols[ni, ci] of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _im2col_items(x, sh, sw, dil_h, dil_w, ph, pw, mask, cols, lo, hi)
-    return cols
-
-
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, nogil=True)
 def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
     """col2im into the (image, channel) planes [lo, hi) of dx."""
     n, c, kh, kw, ho, wo = cols.shape
@@ -76,15 +67,7 @@ def _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi):
     return dx
 
 
-@njit(parallel=True, cache=True)
-def _col2im_par(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, items, chunks):
-    for chunk in prange(chunks):  # each chunk owns the planes dx[ni, ci] of its items
-        lo, hi = chunk * items // chunks, (chunk + 1) * items // chunks
-        _col2im_items(cols, sh, sw, dil_h, dil_w, ph, pw, mask, dx, lo, hi)
-    return dx
-
-
-@njit(cache=True)
+@kernel(helper=True)
 def _col2im_exact(cols, sh, sw, dil_h, dil_w, ph, pw, dx, ni, ci):
     """The plane dx[ni, ci] by the definition: every column entry is added to the input
     pixel it was read from; entries that came from the padding are skipped."""

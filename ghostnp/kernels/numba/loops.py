@@ -14,10 +14,12 @@ output pixel (p, q), input row ``r``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from .jit import kernel
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _im2col(xp, kh, kw, sh, sw, dil_h, dil_w, ho, wo):
     """cols[n, c, i, j, p, q] = xp[n, c, p*sh + i*dil_h, q*sw + j*dil_w]."""
     n, c = xp.shape[0], xp.shape[1]
@@ -34,7 +36,7 @@ def _im2col(xp, kh, kw, sh, sw, dil_h, dil_w, ho, wo):
     return cols
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _col2im(cols, hp, wp, sh, sw, dil_h, dil_w):
     """The adjoint of ``_im2col``: (N, C, kh, kw, ho, wo) -> dxp (N, C, hp, wp)."""
     n, c, kh, kw, ho, wo = cols.shape
@@ -51,7 +53,7 @@ def _col2im(cols, hp, wp, sh, sw, dil_h, dil_w):
     return dxp
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _depthwise_forward(xp, w, sh, sw, dil_h, dil_w, ho, wo):
     """y[n, o, p, q] = sum_{i,j} w[o, i, j] * xp[n, o // M, p*sh + i*dil_h, q*sw + j*dil_w]."""
     n, c = xp.shape[0], xp.shape[1]
@@ -72,7 +74,7 @@ def _depthwise_forward(xp, w, sh, sw, dil_h, dil_w, ho, wo):
     return y
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dil_h, dil_w):
     """dxp (N, C, hp, wp): each input pixel sums w * dy over the windows and filters that read it."""
     n, o, ho, wo = dy.shape
@@ -94,7 +96,7 @@ def _depthwise_backward_input(dy, w, c, hp, wp, sh, sw, dil_h, dil_w):
     return dxp
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _depthwise_backward_weight(dy, xp, kh, kw, sh, sw, dil_h, dil_w):
     """dw[o, i, j] = sum_{n,p,q} dy[n, o, p, q] * xp[n, o // M, p*sh + i*dil_h, q*sw + j*dil_w]."""
     n, o, ho, wo = dy.shape

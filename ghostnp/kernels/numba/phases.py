@@ -26,9 +26,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit
 
 from ..geometry import ConvGeometry
+from .jit import kernel
 
 
 def phases_fit(geom: ConvGeometry) -> bool:
@@ -62,7 +62,7 @@ def _masks(kh, kw, sh, sw, dil_h, dil_w, ph, pw, ho, wo, dtype):
     return _valid_mask(fr, fc, 1, ho, wo, like), _valid_mask(fr, fc, -1, ho, wo, like)
 
 
-@njit(cache=True)
+@kernel()
 def _tap_table(kh, kw, sh, sw, dil_h, dil_w, ph, pw, wo):
     """Per tap k = i*kw + j: its phase u*sw + v, flat shift fi*wo + gj, and (fi, gj)."""
     taps = kh * kw
@@ -81,7 +81,7 @@ def _tap_table(kh, kw, sh, sw, dil_h, dil_w, ph, pw, wo):
     return phase, shift, fr, fc
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _taps_by_phase(phase, nph):
     """Row u*sw + v of the result lists the taps of phase (u, v); ``count`` says how many."""
     count = np.zeros(nph, dtype=np.int64)
@@ -92,7 +92,7 @@ def _taps_by_phase(phase, nph):
     return table, count
 
 
-@njit(cache=True)
+@kernel()
 def _valid_mask(fr, fc, sign, ho, wo, like):
     """mask[k, p*wo + q] = 1 where (p + sign*fr[k], q + sign*fc[k]) lies in an ho x wo plane."""
     mask = np.zeros((fr.size, ho * wo), dtype=like.dtype)
@@ -106,7 +106,7 @@ def _valid_mask(fr, fc, sign, ho, wo, like):
     return mask
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _masked_weights(w2, first, step, nc, mask, wm):
     """wm[k, cc*L + t] = w2[first + cc*step, k] * mask[k, t], for cc < nc."""
     length = mask.shape[1]
@@ -119,7 +119,7 @@ def _masked_weights(w2, first, step, nc, mask, wm):
                 dst[t] = wv * mk[t]
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _load_phases(x, ni, c0, nc, sh, sw, ho, wo, buf):
     """buf[(u*sw + v)*nc*L + cc*L + p*wo + q] = x[ni, c0 + cc, sh*p + u, sw*q + v].
 
@@ -159,7 +159,7 @@ def _load_phases(x, ni, c0, nc, sh, sw, ho, wo, buf):
                     dst[q] = sv[q]
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _store_phases(buf, out, ni, c0, nc, sh, sw, ho, wo):
     """The inverse of ``_load_phases``: out[ni, c0 + cc] from the phases in ``buf``."""
     c, h, wd = out.shape[1], out.shape[2], out.shape[3]
@@ -196,7 +196,7 @@ def _store_phases(buf, out, ni, c0, nc, sh, sw, ho, wo):
                     dv[q] = src[q]
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _gather_planes(planes, ni, first, step, nc, buf):
     """buf[cc*L : (cc+1)*L] = plane planes[ni, first + cc*step], flattened."""
     length = planes.shape[2] * planes.shape[3]
@@ -207,7 +207,7 @@ def _gather_planes(planes, ni, first, step, nc, buf):
             dst[t] = src[t]
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _scatter_planes(buf, planes, ni, first, step, nc):
     """The inverse of ``_gather_planes``."""
     length = planes.shape[2] * planes.shape[3]
@@ -218,13 +218,13 @@ def _scatter_planes(buf, planes, ni, first, step, nc):
             dst[t] = src[t]
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _padded_pixel(x, ni, ci, r, s):
     """x[ni, ci, r, s] of x zero-padded: 0 where (r, s) lies outside the plane."""
     return x[ni, ci, r, s] if 0 <= r < x.shape[2] and 0 <= s < x.shape[3] else 0.0
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _add_inside(dx, ni, ci, r, s, v):
     """dx[ni, ci, r, s] += v where (r, s) lies inside the plane (padding is dropped)."""
     if 0 <= r < dx.shape[2] and 0 <= s < dx.shape[3]:

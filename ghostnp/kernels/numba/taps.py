@@ -11,12 +11,11 @@ that would leave the source array are done one by one at the ends.
 
 from __future__ import annotations
 
-from numba import njit
-
 from .fastmath import FASTMATH, REDUCE
+from .jit import kernel
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, helper=True)
 def _mac_taps(out, wm, src, s0, shift, ks, n, assign):
     """out[t] (= if assign, else +=) sum over k in ks of wm[k, t] * src[s0 + t + shift[k]].
 
@@ -114,7 +113,7 @@ def _mac_taps(out, wm, src, s0, shift, ks, n, assign):
         out[t] = acc
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, helper=True)
 def _acc_products(part, gy, src, s0, shift, n):
     """part[k, t] += gy[t] * src[s0 + t + shift[k]] for every tap k and t in [0, n).
 
@@ -158,7 +157,7 @@ def _acc_products(part, gy, src, s0, shift, n):
                 part[k, t] += gy[t] * src[idx]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@kernel(fastmath=FASTMATH, helper=True)
 def _acc_products2(part, gy0, gy1, src, s0, s1, shift, n):
     """Two images at once: part[k, t] += gy0[t] * src[s0 + t + shift[k]]
     + gy1[t] * src[s1 + t + shift[k]] (each load and store of ``part`` serves both)."""
@@ -201,7 +200,7 @@ def _acc_products2(part, gy0, gy1, src, s0, s1, shift, n):
                 part[k, t] += gy1[t] * src[i1]
 
 
-@njit(cache=True, fastmath=REDUCE)
+@kernel(fastmath=REDUCE, helper=True)
 def _masked_sum(a, mask):
     """sum of a[t] over the t where mask[t] != 0, vectorised (the compiler picks the order
     of the additions). Entries under a zero of the mask are skipped, not multiplied by 0,
@@ -212,7 +211,7 @@ def _masked_sum(a, mask):
     return acc
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _masked_copy(dst, mask, src, s0, n):
     """dst[t] = src[s0 + t] where mask[t] != 0, else 0, for t in [0, n).
 
@@ -232,7 +231,7 @@ def _masked_copy(dst, mask, src, s0, n):
         dst[t] = 0
 
 
-@njit(cache=True)
+@kernel(helper=True)
 def _finite(a):
     """True when every element of the 1-D array ``a`` is finite (no NaN, no Inf).
 

@@ -12,11 +12,20 @@ The threading layer: unless the user chose one (``NUMBA_THREADING_LAYER``, a
 kernel call down as soon as another process competes for the cores; workqueue's threads
 sleep instead. The choice is made on the first kernel call (``set_threads``), before
 Numba starts its threads, and never at import.
+
+The phase kernels (depthwise, im2col, col2im) split their work into items that own
+their outputs, and ``run_items`` hands contiguous ranges of items to a pool of Python
+threads: the compiled kernels release the GIL (``nogil``), so the threads run at once.
+That takes no second, parallel compilation of each kernel (Numba compiles a ``prange``
+loop around a kernel as a whole new function), which a first run would wait for.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numba
 
@@ -24,6 +33,9 @@ PARALLEL_MIN_WORK = 1 << 16
 WORKQUEUE_MIN_WORK = 12 << 20
 
 _state: dict[str, str | bool | None] = {"layer": None, "configured": False}
+_pool: dict[int, ThreadPoolExecutor] = {}  # worker count -> pool, made on first use
+if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads
+    os.register_at_fork(after_in_child=_pool.clear)
 
 
 def choose_threading_layer() -> None:
@@ -60,3 +72,26 @@ def set_threads(work: int) -> int:
     threads = threads_for(work)
     numba.set_num_threads(threads)
     return threads
+
+
+def run_items(kernel: Callable[..., Any], args: tuple[Any, ...], items: int, threads: int) -> None:
+    """Run ``kernel(*args, lo, hi)`` over the work items [0, items) on ``threads`` threads.
+
+    Thread k gets the items [k*items//t, (k+1)*items//t) for t = min(threads, items)
+    chunks; the calling thread runs the first chunk itself. Each item owns its part of
+    the result, so the split never changes a bit of it.
+    """
+    chunks = max(1, min(threads, items))
+    if chunks == 1:
+        kernel(*args, 0, items)
+        return
+    pool = _pool.get(chunks - 1)
+    if pool is None:
+        pool = _pool[chunks - 1] = ThreadPoolExecutor(chunks - 1, "ghostnp-kernel")
+    bounds = [k * items // chunks for k in range(chunks + 1)]
+    rest = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(1, chunks)]
+    try:
+        kernel(*args, bounds[0], bounds[1])
+    finally:
+        for f in rest:  # every chunk has finished writing before the result is returned
+            f.result()
