@@ -250,3 +250,46 @@ def test_self_check_covers_the_small_depthwise_layer(mode):
     rows = [r for r in build_rows(mode, 2) if r.group == "layers"]
     checked = {r.key for r in rows if r.direct is not None}
     assert "dw 3x3 s1 480 @7x7" in checked and checked == set(CHECK_LAYERS)
+
+
+def test_cpu_meter_counts_a_waited_child_as_its_own():
+    """A measured child process's CPU time is the run's own, not other processes' load."""
+    from ghostnp.bench.timing import _own_seconds
+
+    before, own_before = _own_seconds(), os.times()
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    after, own_after = _own_seconds(), os.times()
+    children = (own_after.children_user + own_after.children_system) - (
+        own_before.children_user + own_before.children_system
+    )
+    assert children >= 0.25  # the child burned at least 0.3 s of CPU
+    assert after - before >= children - 1e-6  # plus this process's own, which only adds
+
+
+def test_compile_cost_runs_the_console_script_when_there_is_one(tmp_path, monkeypatch):
+    from ghostnp.bench import fresh
+
+    python = tmp_path / "python"
+    python.write_text("")
+    monkeypatch.setattr(sys, "executable", str(python))
+    assert fresh._ghostnp_command() == [str(python), "-m", "ghostnp"]
+    script = tmp_path / "ghostnp"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    assert fresh._ghostnp_command() == [str(script)]
+
+
+def test_machine_line_names_the_blas_kernels_and_what_chose_them():
+    from ghostnp.bench.report import blas_sentence
+    from ghostnp.bench.runner import gemm_gflops
+
+    rate = gemm_gflops((8, 16, 32), min_time=0.0)
+    assert np.isfinite(rate) and rate > 0
+    blas = {"name": "openblas 0.3", "kernels": "Haswell", "coretype": "Haswell", "avx512": True}
+    text = blas_sentence({**blas, "gflops": 231.4})
+    assert "Haswell kernels" in text and "OPENBLAS_CORETYPE=Haswell" in text
+    assert "AVX-512" in text and "231 GFLOP/s" in text
+    chosen = blas_sentence({**blas, "coretype": None, "gflops": 400.0})
+    assert "OPENBLAS_CORETYPE" not in chosen and "400 GFLOP/s" in chosen
+    assert blas_sentence(None) == ""

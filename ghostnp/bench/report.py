@@ -8,7 +8,7 @@ Below 1, ghostnp is faster.
 
 from __future__ import annotations
 
-from .runner import BenchResult, RowResult
+from .runner import GEMM_SHAPE, BenchResult, RowResult
 
 __all__ = ["HEADLINE", "headline_rows", "markdown", "plot", "readme_table", "replace_section"]
 
@@ -136,9 +136,24 @@ def machine_line(result: BenchResult) -> str:
         )
     return (
         f"Run {m['date']} ({result.mode}, {m['seconds']:.0f} s): {m['platform']} ({m['cpu']}); "
-        f"{threads}; {m['versions']}. {m['rounds']} rounds per row, blocks of at least "
-        f"{m['min_time'] * 1e3:.0f} ms. Load average {m['load_start']} at the start, "
-        f"{m['load_end']} at the end.{load}"
+        f"{threads}; {m['versions']}.{blas_sentence(th.get('blas'))} {m['rounds']} rounds per "
+        f"row, blocks of at least {m['min_time'] * 1e3:.0f} ms. Load average "
+        f"{m['load_start']} at the start, {m['load_end']} at the end.{load}"
+    )
+
+
+def blas_sentence(blas: dict | None) -> str:
+    """' NumPy's BLAS: ...' naming its kernels, what chose them and the GEMM rate; '' if unknown."""
+    if not blas:
+        return ""
+    kernels = f", its {blas['kernels']} kernels" if blas.get("kernels") else ""
+    if blas.get("coretype"):
+        kernels += f" (chosen by OPENBLAS_CORETYPE={blas['coretype']}"
+        kernels += ", on a CPU with AVX-512)" if blas.get("avx512") else ")"
+    m, k, n = GEMM_SHAPE
+    return (
+        f" NumPy's BLAS: {blas['name']}{kernels}; a float32 product ({m}x{k}) @ ({k}x{n}) "
+        f"runs at {blas['gflops']:.0f} GFLOP/s."
     )
 
 
@@ -241,7 +256,8 @@ def markdown(result: BenchResult, heading: str = "###") -> str:
     if result.compile:
         c = result.compile
         loads = ", ".join("?" if v is None else f"{v:.2f}" for v in c["foreign"])
-        lines += [f"{h} Compile cost: `ghostnp train --epochs 1`, fresh processes", ""]
+        cmd = c.get("command", "ghostnp")
+        lines += [f"{h} Compile cost: `{cmd} train --epochs 1`, fresh processes", ""]
         lines += _table(
             ["kernel cache", "wall s"],
             "lr",

@@ -295,12 +295,13 @@ def _set_threads(threads: int):
     from threadpoolctl import threadpool_info, threadpool_limits
 
     limiter = threadpool_limits(limits=threads, user_api="blas")
-    blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     desc = {
         "numba": numba.get_num_threads(),
         "numba_layer": numba.threading_layer(),
         "torch": torch.get_num_threads(),
-        "openblas": blas[0] if blas else None,
+        "openblas": blas[0]["num_threads"] if blas else None,
+        "blas": _blas_desc(blas[0]) if blas else None,
     }
     return limiter, desc, before
 
@@ -412,6 +413,52 @@ def measure(
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     return BenchResult(results, chk, mem, comp, machine, mode)
+
+
+def _blas_desc(info: dict) -> dict:
+    """NumPy's BLAS as threadpoolctl reports it, the ``OPENBLAS_CORETYPE`` that may have
+    chosen its kernels, whether the CPU has AVX-512, and the float32 GEMM rate it reaches."""
+    return {
+        "name": f"{info.get('internal_api', 'blas')} {info.get('version') or ''}".strip(),
+        "kernels": info.get("architecture"),
+        "coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "avx512": _cpu_has("avx512f"),
+        "gflops": gemm_gflops(),
+    }
+
+
+GEMM_SHAPE = (128, 576, 3136)  # the dense 64->128 @56x56 layer's product for one image
+
+
+def gemm_gflops(shape: tuple[int, int, int] = GEMM_SHAPE, min_time: float = 0.2) -> float:
+    """GFLOP/s of NumPy's float32 product (m, k) @ (k, n) for ``shape`` = (m, k, n): the
+    median of calls over at least ``min_time`` seconds, after two warm-up calls."""
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    out = np.empty((m, n), dtype=np.float32)
+    for _ in range(2):
+        np.matmul(a, b, out=out)
+    times: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < min_time or len(times) < 3:
+        t0 = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - t0)
+    return 2.0 * m * k * n / statistics.median(times) / 1e9
+
+
+def _cpu_has(flag: str) -> bool | None:
+    """Whether /proc/cpuinfo lists ``flag`` (None where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return flag in line.split(":", 1)[1].split()
+    except OSError:  # pragma: no cover
+        return None
+    return None
 
 
 def _cpu_name() -> str:

@@ -98,12 +98,20 @@ def _machine_busy_seconds() -> float | None:
     return (total - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def _own_seconds() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class CpuMeter:
     """The load of every other process, in cores, between ``start()`` and ``stop()``.
 
-    Machine busy time (``/proc/stat``) minus this process's CPU time, over the wall time.
-    Resolution is one clock tick (10 ms) per CPU, so short intervals are approximate.
-    ``stop()`` returns None where ``/proc/stat`` does not exist.
+    Machine busy time (``/proc/stat``) minus this process's CPU time and that of the
+    children it has waited for (a measured child process is part of the measurement,
+    not other load), over the wall time. Resolution is one clock tick (10 ms) per CPU,
+    so short intervals are approximate. ``stop()`` returns None where ``/proc/stat``
+    does not exist.
     """
 
     def __init__(self) -> None:
@@ -112,7 +120,7 @@ class CpuMeter:
     def start(self) -> CpuMeter:
         self._t = time.perf_counter()
         self._busy = _machine_busy_seconds()
-        self._own = time.process_time()
+        self._own = _own_seconds()
         return self
 
     def stop(self) -> float | None:
@@ -120,7 +128,7 @@ class CpuMeter:
         if busy is None or self._busy is None:
             return None
         wall = max(time.perf_counter() - self._t, 1e-9)
-        own = time.process_time() - self._own
+        own = _own_seconds() - self._own
         return max(0.0, (busy - self._busy - own) / wall)
 
 
