@@ -26,6 +26,7 @@ The files, one idea each:
     batch_norm.py  the batch-norm kernels
     gemm.py        the BLAS routes of the convolution products
     threads.py     the threading policy: how many threads, which threading layer
+    warmup.py      a first run compiles the backward kernels in a helper process
     fastmath.py    what the compiler may do to the arithmetic
 """
 
@@ -56,6 +57,8 @@ from .loops import (
 )
 from .phases import masks, phases_fit
 from .threads import run_items, set_threads
+from .warmup import join as _join_compile_helper
+from .warmup import start as _start_compile_helper
 
 __all__ = [
     "unfold",
@@ -75,6 +78,10 @@ __all__ = [
 # channels adding up to about this many, so that the item's per-element weights stay in
 # cache while every image of the batch streams through.
 STACK = 4096
+
+# On an empty cache, a helper process compiles the backward kernels meanwhile (warmup.py);
+# each backward kernel below waits for it before its first call.
+_start_compile_helper()
 
 
 def _padded(x: FloatArray, geom: ConvGeometry) -> FloatArray:
@@ -127,6 +134,7 @@ def unfold(x: FloatArray, geom: ConvGeometry) -> FloatArray:
 
 def fold(cols: FloatArray, geom: ConvGeometry) -> FloatArray:
     """``reference.fold``: cols (N, C, kh, kw, ho, wo) -> dx (N, C, H, W), overlaps summed."""
+    _join_compile_helper(cols.dtype)
     cols = np.ascontiguousarray(cols)
     n, c, kh, kw, ho, wo = cols.shape
     if _pointwise(geom):  # each pixel the stride reaches gets its one entry back
@@ -188,6 +196,7 @@ def _depthwise_backward(
     want_dw: bool,
 ) -> tuple[FloatArray, FloatArray]:
     """Either or both depthwise gradients (dx, dw); one not wanted comes back empty."""
+    _join_compile_helper(dy.dtype)
     dy, x, w = np.ascontiguousarray(dy), np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, o = dy.shape[:2]
     threads = set_threads((want_dx + want_dw) * dy.size * geom.kh * geom.kw * geom.sh * geom.sw)
@@ -294,6 +303,7 @@ def batch_norm_backward(
     dy: FloatArray, xhat: FloatArray, scale: FloatArray, training: bool
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """``reference.batch_norm_backward``: (dx (N, C, H, W), dgamma (C,), dbeta (C,))."""
+    _join_compile_helper(dy.dtype)
     dy, xhat = np.ascontiguousarray(dy), np.ascontiguousarray(xhat)
     c = dy.shape[1]
     threads = set_threads(dy.size)
