@@ -102,6 +102,7 @@ def test_non_finite_value_stays_in_its_plane_any_blocking_and_threading(
     if parallel:
         monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 0)
         monkeypatch.setattr(threads, "WORKQUEUE_MIN_WORK", 0)
+        monkeypatch.setattr(threads, "POOL_MIN_WORK", 0)
     case = unpadded_case(*PHASE_CASES[name], dtype=np.float32)
     for spot in SPOTS.values():
         for bad in BAD.values():

@@ -497,6 +497,7 @@ def test_phase_kernels_any_blocking_and_threading(monkeypatch, name, stack):
     one = run_unpadded(nbk, *case)
     monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(threads, "WORKQUEUE_MIN_WORK", 0)
+    monkeypatch.setattr(threads, "POOL_MIN_WORK", 0)
     par = run_unpadded(nbk, *case)
     ref = run_unpadded(reference, *case)
     for k in ref:
@@ -594,6 +595,7 @@ def test_batch_norm_kernels_independent_of_threads(monkeypatch):
     one = bn_kernels(nbk, x, dy, True, True)
     monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(threads, "WORKQUEUE_MIN_WORK", 0)
+    monkeypatch.setattr(threads, "POOL_MIN_WORK", 0)
     par = bn_kernels(nbk, x, dy, True, True)
     for k in one:
         assert np.array_equal(one[k], par[k]), k
@@ -633,3 +635,29 @@ def test_threading_layer_keeps_the_users_choice(monkeypatch, how):
         before = "tbb"
     threads.choose_threading_layer()
     assert numba.config.THREADING_LAYER == before
+
+
+def test_phase_and_batch_norm_kernels_take_the_pool_bar(monkeypatch):
+    """run_items kernels get a second thread from POOL_MIN_WORK multiply-adds on, not
+    from Numba's own bars (their Python pool wakes much faster than workqueue's)."""
+    calls: list[int] = []
+
+    def record(kernel, args, items, count):
+        calls.append(count)
+
+    monkeypatch.setattr(nbk, "run_items", record)
+    monkeypatch.setattr(threads, "PARALLEL_MIN_WORK", 0)  # Numba's bars do not apply
+    monkeypatch.setattr(threads, "WORKQUEUE_MIN_WORK", 0)
+    x = np.zeros((2, 3, 8, 8), dtype=np.float32)
+    geom = ConvGeometry.of((8, 8), (3, 3), (1, 1), (1, 1), (1, 1))
+    assert nbk.phases_fit(geom)
+    monkeypatch.setattr(threads, "POOL_MIN_WORK", 1 << 40)
+    nbk.depthwise_forward(x, np.zeros((3, 3, 3), dtype=np.float32), geom)
+    nbk.unfold(x, geom)
+    nbk.batch_norm_stats(x)
+    assert calls == [1, 1, 1]
+    monkeypatch.setattr(threads, "POOL_MIN_WORK", 0)
+    nbk.depthwise_forward(x, np.zeros((3, 3, 3), dtype=np.float32), geom)
+    nbk.unfold(x, geom)
+    nbk.batch_norm_stats(x)
+    assert calls[3:] == [numba.config.NUMBA_NUM_THREADS] * 3

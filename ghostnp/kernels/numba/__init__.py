@@ -56,7 +56,7 @@ from .loops import (
     _im2col,
 )
 from .phases import masks, phases_fit
-from .threads import run_items, set_threads
+from .threads import pool_threads, run_items, set_threads
 from .warmup import join as _join_compile_helper
 from .warmup import start as _start_compile_helper
 
@@ -111,13 +111,14 @@ def unfold(x: FloatArray, geom: ConvGeometry) -> FloatArray:
     if _pointwise(geom):  # no copy at stride 1
         xs = x if (geom.sh, geom.sw) == (1, 1) else x[:, :, :: geom.sh, :: geom.sw]
         return np.ascontiguousarray(xs).reshape(n, c, 1, 1, geom.ho, geom.wo)
-    threads = set_threads(n * c * geom.kh * geom.kw * geom.ho * geom.wo)
+    work = n * c * geom.kh * geom.kw * geom.ho * geom.wo
     if phases_fit(geom):
         mask = masks(geom, x.dtype)[0]
         cols = np.empty((n, c, geom.kh, geom.kw, geom.ho, geom.wo), dtype=x.dtype)
         args = (x, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ph, geom.pw, mask, cols)
-        run_items(_im2col_items, args, n * c, threads)
+        run_items(_im2col_items, args, n * c, pool_threads(work))
         return cols
+    set_threads(work)
     plain: FloatArray = _im2col(
         _padded(x, geom),
         geom.kh,
@@ -144,13 +145,13 @@ def fold(cols: FloatArray, geom: ConvGeometry) -> FloatArray:
         dx = np.zeros((n, c, geom.h, geom.wd), dtype=cols.dtype)  # pixels skipped by the stride: 0
         dx[:, :, :: geom.sh, :: geom.sw] = dxs
         return dx
-    threads = set_threads(cols.size)
     if phases_fit(geom):
         mask = masks(geom, cols.dtype)[1]
         dx = np.empty((n, c, geom.h, geom.wd), dtype=cols.dtype)
         args = (cols, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ph, geom.pw, mask, dx)
-        run_items(_col2im_items, args, n * c, threads)
+        run_items(_col2im_items, args, n * c, pool_threads(cols.size))
         return dx
+    set_threads(cols.size)
     hp, wp = geom.padded_hw
     dxp: FloatArray = _col2im(cols, hp, wp, geom.sh, geom.sw, geom.dil_h, geom.dil_w)
     return _cropped(dxp, geom)
@@ -171,15 +172,14 @@ def depthwise_forward(x: FloatArray, w: FloatArray, geom: ConvGeometry) -> Float
     x, w = np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, c = x.shape[:2]
     o = w.shape[0]
-    threads = set_threads(
-        n * w.size * geom.ho * geom.wo * geom.sh * geom.sw
-    )  # strided: a larger input
+    work = n * w.size * geom.ho * geom.wo * geom.sh * geom.sw  # strided: a larger input
     if phases_fit(geom):
         mask = masks(geom, x.dtype)[0]
         y = np.empty((n, o, geom.ho, geom.wo), dtype=x.dtype)
         args = (x, w, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ph, geom.pw, mask, y, STACK)
-        run_items(_dw_forward_items, args, _items(c, geom), threads)
+        run_items(_dw_forward_items, args, _items(c, geom), pool_threads(work))
         return y
+    set_threads(work)
     plain: FloatArray = _depthwise_forward(
         _padded(x, geom), w, geom.sh, geom.sw, geom.dil_h, geom.dil_w, geom.ho, geom.wo
     )
@@ -199,7 +199,7 @@ def _depthwise_backward(
     _join_compile_helper(dy.dtype)
     dy, x, w = np.ascontiguousarray(dy), np.ascontiguousarray(x), np.ascontiguousarray(w)
     n, o = dy.shape[:2]
-    threads = set_threads((want_dx + want_dw) * dy.size * geom.kh * geom.kw * geom.sh * geom.sw)
+    work = (want_dx + want_dw) * dy.size * geom.kh * geom.kw * geom.sh * geom.sw
     dx = np.empty((n, c, geom.h, geom.wd) if want_dx else (0, 0, 0, 0), dtype=dy.dtype)
     dw = np.empty((o, geom.kh, geom.kw) if want_dw else (0, 0, 0), dtype=dy.dtype)
     if phases_fit(geom):
@@ -220,8 +220,9 @@ def _depthwise_backward(
             dw,
             STACK,
         )
-        run_items(_dw_backward_items, args, _items(c, geom), threads)
+        run_items(_dw_backward_items, args, _items(c, geom), pool_threads(work))
         return dx, dw
+    set_threads(work)
     if want_dx:
         hp, wp = geom.padded_hw
         dxp: FloatArray = _depthwise_backward_input(
@@ -271,9 +272,8 @@ def batch_norm_stats(x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``reference.batch_norm_stats``: per-channel (mean, biased variance), each (C,)."""
     x = np.ascontiguousarray(x)
     c = x.shape[1]
-    threads = set_threads(x.size)
     mean, var = np.empty(c, dtype=x.dtype), np.empty(c, dtype=x.dtype)
-    run_items(_bn_stats, (_flat3(x), mean, var), c, threads)
+    run_items(_bn_stats, (_flat3(x), mean, var), c, pool_threads(x.size))
     return mean, var
 
 
@@ -289,13 +289,12 @@ def batch_norm_normalize(
     not ``affine``."""
     x = np.ascontiguousarray(x)
     c = x.shape[1]
-    threads = set_threads(x.size)
     xhat = np.empty_like(x)
     y = np.empty_like(x) if affine else xhat
     if not affine:
         gamma = beta = np.empty(c, dtype=x.dtype)  # not read
     args = (_flat3(x), mean, inv_std, gamma, beta, _flat3(xhat), _flat3(y), affine)
-    run_items(_bn_normalize, args, c, threads)
+    run_items(_bn_normalize, args, c, pool_threads(x.size))
     return xhat, y
 
 
@@ -306,10 +305,9 @@ def batch_norm_backward(
     _join_compile_helper(dy.dtype)
     dy, xhat = np.ascontiguousarray(dy), np.ascontiguousarray(xhat)
     c = dy.shape[1]
-    threads = set_threads(dy.size)
     dx = np.empty_like(dy)
     dgamma, dbeta = np.empty(c, dtype=dy.dtype), np.empty(c, dtype=dy.dtype)
     inv_count = np.full(1, c / dy.size, dtype=dy.dtype)  # 1 / (N*H*W)
     args = (_flat3(dy), _flat3(xhat), scale, inv_count, bool(training), _flat3(dx), dgamma, dbeta)
-    run_items(_bn_backward, args, c, threads)
+    run_items(_bn_backward, args, c, pool_threads(dy.size))
     return dx, dgamma, dbeta

@@ -17,7 +17,10 @@ The phase kernels (depthwise, im2col, col2im) split their work into items that o
 their outputs, and ``run_items`` hands contiguous ranges of items to a pool of Python
 threads: the compiled kernels release the GIL (``nogil``), so the threads run at once.
 That takes no second, parallel compilation of each kernel (Numba compiles a ``prange``
-loop around a kernel as a whole new function), which a first run would wait for.
+loop around a kernel as a whole new function), which a first run would wait for. Handing
+items to that pool and collecting them costs 25-60 microseconds a call here, far less
+than waking workqueue's threads, so those kernels get a second thread from
+``POOL_MIN_WORK`` multiply-adds on (``pool_threads``), a bar of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numba
 
 PARALLEL_MIN_WORK = 1 << 16
 WORKQUEUE_MIN_WORK = 12 << 20
+POOL_MIN_WORK = 2 << 20  # run_items's Python pool (see above and performance-notes.md)
 
 _state: dict[str, str | bool | None] = {"layer": None, "configured": False}
 _pool: dict[int, ThreadPoolExecutor] = {}  # worker count -> pool, made on first use
@@ -63,6 +67,11 @@ def _min_work() -> int:
 def threads_for(work: int) -> int:
     """How many threads a kernel of ``work`` multiply-adds gets: all of them, or one."""
     return numba.config.NUMBA_NUM_THREADS if work >= _min_work() else 1
+
+
+def pool_threads(work: int) -> int:
+    """How many threads ``run_items`` gets for ``work`` multiply-adds: all, or one."""
+    return numba.config.NUMBA_NUM_THREADS if work >= POOL_MIN_WORK else 1
 
 
 def set_threads(work: int) -> int:
