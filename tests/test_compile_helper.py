@@ -90,7 +90,9 @@ class _FakeHelper:
     def kill(self):
         self.killed = True
 
-    def wait(self):
+    def wait(self, timeout=None):
+        if not self.killed and timeout is not None:
+            raise subprocess.TimeoutExpired("helper", timeout)
         return 0
 
 

@@ -55,16 +55,13 @@ def child_env(threads: int, extra: dict | None = None) -> dict:
     return env
 
 
-def _run(
-    args: list[str], env: dict, timeout: float = 1800, python: bool = True
-) -> tuple[str, float]:
-    """Run ``python *args`` (or ``args`` itself when not ``python``); (stdout, wall s)."""
-    cmd = [sys.executable, *args] if python else args
+def _run(cmd: list[str], env: dict, timeout: float = 1800) -> tuple[str, float]:
+    """Run the command ``cmd``; (stdout, wall seconds)."""
     t0 = time.perf_counter()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
     if out.returncode != 0:
-        raise RuntimeError(f"benchmark child {args} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"benchmark child {cmd} failed:\n{out.stderr[-3000:]}")
     return out.stdout, wall
 
 
@@ -120,7 +117,7 @@ def measure_memory(network: str, threads: int, repeats: int = 2) -> dict:
     out: dict = {"ghostnp": [], "torch": []}
     for r in range(repeats):
         for impl in ("ghostnp", "torch") if r % 2 == 0 else ("torch", "ghostnp"):
-            stdout, _ = _run(["-m", "ghostnp.bench", "_memory", impl, network], env)
+            stdout, _ = _run([sys.executable, "-m", "ghostnp.bench", "_memory", impl, network], env)
             out[impl].append(json.loads(stdout.strip().splitlines()[-1])["step_mib"])
     return out
 
@@ -145,7 +142,7 @@ def measure_compile(threads: int, warm_runs: int = 2, epochs: int = 1) -> dict:
         walls, loads = [], []
         for k in range(1 + warm_runs):
             meter = CpuMeter().start()
-            _, wall = _run([*args, "--out", os.path.join(d, f"run{k}")], env, python=False)
+            _, wall = _run([*args, "--out", os.path.join(d, f"run{k}")], env)
             walls.append(wall)
             loads.append(meter.stop())
     warm = statistics.median(walls[1:])

@@ -449,24 +449,23 @@ def gemm_gflops(shape: tuple[int, int, int] = GEMM_SHAPE, min_time: float = 0.2)
     return 2.0 * m * k * n / statistics.median(times) / 1e9
 
 
-def _cpu_has(flag: str) -> bool | None:
-    """Whether /proc/cpuinfo lists ``flag`` (None where it cannot be read)."""
+def _cpuinfo(field: str) -> str | None:
+    """The value of the first ``field`` line of /proc/cpuinfo (None where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    return flag in line.split(":", 1)[1].split()
-    except OSError:  # pragma: no cover
-        return None
-    return None
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
+                if line.startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:  # pragma: no cover
         pass
-    return platform.processor() or "unknown CPU"
+    return None
+
+
+def _cpu_has(flag: str) -> bool | None:
+    """Whether /proc/cpuinfo lists ``flag`` (None where it cannot be read)."""
+    flags = _cpuinfo("flags")
+    return None if flags is None else flag in flags.split()
+
+
+def _cpu_name() -> str:
+    return _cpuinfo("model name") or platform.processor() or "unknown CPU"

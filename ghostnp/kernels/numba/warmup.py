@@ -28,7 +28,6 @@ import atexit
 import os
 import subprocess
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -101,9 +100,10 @@ def join(dtype: Any, timeout: float = JOIN_TIMEOUT) -> None:
         compile_backward("own")  # this process's share, while the helper works on its own
     finally:
         _state["proc"] = proc
-    deadline = time.monotonic() + timeout
-    while proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # short sleeps keep Ctrl-C responsive while waiting
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass  # _stop ends it; this process then compiles what it needs itself
     _stop()
 
 
